@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs every test of stomphub on a fresh Debian machine: installs what the
+# tests need (apt packages, cargo-fuzz, npm packages), then runs format and
+# lint checks, unit/property/integration tests, end-to-end tests and a bounded
+# fuzzing run. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=0
+# Installs the Debian packages whose command is missing: `need_apt cmd package`.
+need_apt() {
+  local command=$1 package=$2
+  command -v "$command" >/dev/null 2>&1 && return 0
+  if [ "$apt_updated" -eq 0 ]; then
+    as_root apt-get update -qq
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+}
+
+step "tools"
+need_apt cc build-essential
+need_apt curl curl
+cargo --version
+rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || rustup component add rustfmt clippy
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --all-targets -- -D warnings
+
+step "unit, property and integration tests"
+cargo test --all-targets
+
+step "fuzz the decoder for ${FUZZ_SECONDS}s"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+mkdir -p fuzz/corpus/decode
+cp -n fuzz/seeds/decode/* fuzz/corpus/decode/ 2>/dev/null || true
+fuzz_log=$(mktemp)
+if ! RUSTC_BOOTSTRAP=1 cargo fuzz run decode -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 >"$fuzz_log" 2>&1; then
+  tail -n 60 "$fuzz_log"
+  echo "fuzzing found a failure; the input is under fuzz/artifacts/decode/" >&2
+  exit 1
+fi
+grep -E '^Done [0-9]+ runs' "$fuzz_log"
+
+step "all tests passed"
