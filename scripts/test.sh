@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of stomphub on a fresh Debian machine: installs what the
 # tests need (apt packages, cargo-fuzz, npm packages), then runs format and
-# lint checks, unit/property/integration tests, end-to-end tests and a bounded
-# fuzzing run. Exits non-zero on the first failure.
+# lint checks, unit/property/integration tests, end-to-end tests with the real
+# @stomp/stompjs client, and a bounded fuzzing run. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,8 @@ need_apt() {
 step "tools"
 need_apt cc build-essential
 need_apt curl curl
+need_apt node nodejs
+need_apt npm npm
 cargo --version
 rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || rustup component add rustfmt clippy
 
@@ -40,6 +42,11 @@ cargo clippy --all-targets -- -D warnings
 
 step "unit, property and integration tests"
 cargo test --all-targets
+
+step "end-to-end: @stomp/stompjs in Node against the real binary"
+cargo build --bin stomphub
+npm ci --prefix tests/node --no-audit --no-fund
+npm test --prefix tests/node
 
 step "fuzz the decoder for ${FUZZ_SECONDS}s"
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -2,5 +2,16 @@
 //!
 //! Layout, from the wire inwards:
 //! - [`stomp`] turns bytes into [`stomp::Frame`]s and back, with limits and typed errors.
+//! - [`session`] is one client's protocol state machine, independent of the transport,
+//!   with its bounded outbound queue.
+//! - [`broker`] routes published messages to subscriptions (exact and Ant patterns).
+//! - [`transport`] carries sessions: WebSocket today.
+//! - [`server`] wires the HTTP router, listening and graceful shutdown.
+//! - [`config`] is `broker.toml`.
 
+pub mod broker;
+pub mod config;
+pub mod server;
+pub mod session;
 pub mod stomp;
+pub mod transport;

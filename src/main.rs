@@ -1,6 +1,138 @@
-//! The `stomphub` binary.
+//! The `stomphub` command line: parses arguments, loads `broker.toml`, runs the server.
 
-fn main() {
-    println!("stomphub {}", env!("CARGO_PKG_VERSION"));
-    println!("STOMP codec only so far; the broker arrives with the WebSocket endpoint.");
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use stomphub::config::{Config, ConfigError};
+use stomphub::server::{Server, shutdown_signal};
+
+#[derive(Parser)]
+#[command(
+    name = "stomphub",
+    version,
+    about = "STOMP-over-WebSocket message broker"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker (the default).
+    Serve(ServeArgs),
+    /// Validate the configuration and print the effective settings.
+    CheckConfig(ConfigArgs),
+}
+
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// Configuration file; built-in defaults are used when the default path does not exist.
+    #[arg(long, short, env = "STOMPHUB_CONFIG", default_value = "broker.toml")]
+    config: PathBuf,
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Address to listen on, overriding `server.bind`.
+    #[arg(long, short, env = "STOMPHUB_BIND")]
+    bind: Option<SocketAddr>,
+}
+
+fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
+    let default_path = Path::new("broker.toml");
+    if args.config == default_path && !default_path.exists() {
+        tracing::info!("no ./broker.toml; using built-in defaults");
+        return Ok(Config::default());
+    }
+    Config::load(&args.config)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig(args)) => match load(&args) {
+            Ok(config) => {
+                println!(
+                    "# {} is valid; effective configuration:",
+                    args.config.display()
+                );
+                print!("{}", config.to_toml());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        },
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let mut config = match load(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(bind) = args.bind {
+        config.server.bind = bind;
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.server.worker_threads > 0 {
+        runtime.worker_threads(config.server.worker_threads);
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match Server::bind(config).await {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let endpoint = server.state().config.stomp.endpoint.clone();
+        let addr = server.local_addr();
+        tracing::info!(
+            "stomphub {} listening on http://{addr} (STOMP at ws://{addr}{endpoint})",
+            env!("CARGO_PKG_VERSION")
+        );
+        let handle = server.shutdown_handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            handle.shutdown();
+        });
+        match server.run().await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }

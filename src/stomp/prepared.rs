@@ -11,17 +11,30 @@ use std::sync::OnceLock;
 pub struct PreparedMessage {
     headers: Headers,
     body: Bytes,
+    approximate_len: usize,
     /// Shared header lines, `content-length`, the blank line: one per version, built on first use.
     shared_block: [OnceLock<Bytes>; 3],
 }
 
 impl PreparedMessage {
     pub fn new(headers: Headers, body: Bytes) -> Self {
+        let header_bytes: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
         PreparedMessage {
+            approximate_len: "MESSAGE\n\ncontent-length:\n".len()
+                + 20
+                + header_bytes
+                + body.len()
+                + 1,
             headers,
             body,
             shared_block: Default::default(),
         }
+    }
+
+    /// Size of one delivery without its per-delivery headers, before escaping:
+    /// cheap enough for queue accounting on the publish path.
+    pub fn approximate_len(&self) -> usize {
+        self.approximate_len
     }
 
     pub fn headers(&self) -> &Headers {

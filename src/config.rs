@@ -1,0 +1,349 @@
+//! `broker.toml`: schema, defaults and validation. Every setting of the broker lives here.
+
+use crate::stomp::Limits;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a configuration was refused. Each message names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub stomp: StompConfig,
+    pub limits: LimitsConfig,
+    pub websocket: WebSocketConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub bind: SocketAddr,
+    /// Directory served at `/`; relative paths are relative to the working directory.
+    pub web_root: PathBuf,
+    /// How long shutdown waits for sessions to flush and close.
+    pub shutdown_timeout_ms: u64,
+    /// Tokio worker threads; 0 means one per CPU core.
+    pub worker_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            web_root: PathBuf::from("web"),
+            shutdown_timeout_ms: 5_000,
+            worker_threads: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StompConfig {
+    /// HTTP path of the WebSocket endpoint.
+    pub endpoint: String,
+    /// Destinations handled by the application (SEND goes to handlers).
+    pub app_prefixes: Vec<String>,
+    /// Destinations handled by the in-memory broker (SUBSCRIBE and SEND fan out).
+    pub broker_prefixes: Vec<String>,
+    /// `[send every, expect every]` in milliseconds, as in the CONNECTED `heart-beat` header.
+    pub heartbeat: [u64; 2],
+}
+
+impl Default for StompConfig {
+    fn default() -> Self {
+        StompConfig {
+            endpoint: "/endpoint-websocket".into(),
+            app_prefixes: vec!["/app".into()],
+            broker_prefixes: vec!["/topic".into(), "/chat".into()],
+            heartbeat: [10_000, 10_000],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_frame_size: usize,
+    pub max_headers: usize,
+    pub max_header_line: usize,
+    pub max_body_size: usize,
+    /// Bytes queued for one session before it counts as a slow consumer.
+    pub outbound_queue_bytes: usize,
+    /// Longest a single write to a client may take before it counts as a slow consumer.
+    pub send_time_limit_ms: u64,
+    /// Time from the WebSocket handshake to the CONNECT frame.
+    pub connect_timeout_ms: u64,
+    /// Bytes of SEND frames held by one session's open transactions.
+    pub max_transaction_bytes: usize,
+    /// Open transactions per session.
+    pub max_transactions: usize,
+    /// Subscriptions per session.
+    pub max_subscriptions: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let codec = Limits::default();
+        LimitsConfig {
+            max_frame_size: codec.max_frame_size,
+            max_headers: codec.max_headers,
+            max_header_line: codec.max_header_line,
+            max_body_size: codec.max_body_size,
+            outbound_queue_bytes: 512 * 1024,
+            send_time_limit_ms: 10_000,
+            connect_timeout_ms: 60_000,
+            max_transaction_bytes: 1024 * 1024,
+            max_transactions: 16,
+            max_subscriptions: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocketConfig {
+    /// Per-connection read buffer.
+    pub read_buffer_size: usize,
+    /// Bytes the WebSocket layer gathers before writing to the socket.
+    pub write_buffer_size: usize,
+    /// Largest WebSocket message accepted (one message may carry several STOMP frames).
+    pub max_message_size: usize,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            read_buffer_size: 16 * 1024,
+            write_buffer_size: 16 * 1024,
+            max_message_size: 128 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|error| match error {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::from("broker.toml"),
+            source: Box::new(source),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}"))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_path("stomp.endpoint", &self.stomp.endpoint)?;
+        validate_prefixes("stomp.app_prefixes", &self.stomp.app_prefixes)?;
+        validate_prefixes("stomp.broker_prefixes", &self.stomp.broker_prefixes)?;
+        if self.stomp.broker_prefixes.is_empty() {
+            return Err(invalid(
+                "stomp.broker_prefixes",
+                "at least one prefix is needed",
+            ));
+        }
+        for app in &self.stomp.app_prefixes {
+            for broker in &self.stomp.broker_prefixes {
+                if app == broker {
+                    return Err(invalid(
+                        "stomp.app_prefixes",
+                        format!("{app:?} is also in stomp.broker_prefixes"),
+                    ));
+                }
+            }
+        }
+        let l = &self.limits;
+        at_least("limits.max_frame_size", l.max_frame_size, 256)?;
+        at_least("limits.max_headers", l.max_headers, 8)?;
+        at_least("limits.max_header_line", l.max_header_line, 128)?;
+        at_least(
+            "limits.outbound_queue_bytes",
+            l.outbound_queue_bytes,
+            l.max_frame_size,
+        )?;
+        at_least(
+            "limits.send_time_limit_ms",
+            l.send_time_limit_ms as usize,
+            100,
+        )?;
+        at_least(
+            "limits.connect_timeout_ms",
+            l.connect_timeout_ms as usize,
+            100,
+        )?;
+        at_least("limits.max_subscriptions", l.max_subscriptions, 1)?;
+        if l.max_body_size > l.max_frame_size {
+            return Err(invalid(
+                "limits.max_body_size",
+                format!(
+                    "{} is larger than limits.max_frame_size ({})",
+                    l.max_body_size, l.max_frame_size
+                ),
+            ));
+        }
+        if l.max_header_line > l.max_frame_size {
+            return Err(invalid(
+                "limits.max_header_line",
+                "must not exceed limits.max_frame_size",
+            ));
+        }
+        let ws = &self.websocket;
+        at_least("websocket.read_buffer_size", ws.read_buffer_size, 1024)?;
+        at_least("websocket.write_buffer_size", ws.write_buffer_size, 1024)?;
+        at_least(
+            "websocket.max_message_size",
+            ws.max_message_size,
+            l.max_frame_size,
+        )?;
+        for (index, interval) in self.stomp.heartbeat.iter().enumerate() {
+            if *interval != 0 && *interval < 100 {
+                return Err(invalid(
+                    "stomp.heartbeat",
+                    format!("entry {index} is {interval} ms; use 0 (off) or at least 100"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn codec_limits(&self) -> Limits {
+        Limits {
+            max_frame_size: self.limits.max_frame_size,
+            max_headers: self.limits.max_headers,
+            max_header_line: self.limits.max_header_line,
+            max_body_size: self.limits.max_body_size,
+        }
+    }
+
+    pub fn send_time_limit(&self) -> Duration {
+        Duration::from_millis(self.limits.send_time_limit_ms)
+    }
+}
+
+fn at_least(key: &'static str, value: usize, minimum: usize) -> Result<(), ConfigError> {
+    if value < minimum {
+        return Err(invalid(
+            key,
+            format!("{value} is below the minimum of {minimum}"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_path(key: &'static str, path: &str) -> Result<(), ConfigError> {
+    if !path.starts_with('/') {
+        return Err(invalid(key, format!("{path:?} must start with '/'")));
+    }
+    if path.len() > 1 && path.ends_with('/') {
+        return Err(invalid(key, format!("{path:?} must not end with '/'")));
+    }
+    if path
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "*?{}".contains(c))
+    {
+        return Err(invalid(
+            key,
+            format!("{path:?} contains white space or a pattern character"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_prefixes(key: &'static str, prefixes: &[String]) -> Result<(), ConfigError> {
+    for prefix in prefixes {
+        validate_path(key, prefix)?;
+        if prefix == "/" {
+            return Err(invalid(key, "\"/\" would swallow every destination"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_broker_toml_is_the_default_config() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("broker.toml");
+        assert_eq!(Config::load(&path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = Config::parse("[limits]\nmax_frame_sise = 1\n").unwrap_err();
+        assert!(error.to_string().contains("max_frame_sise"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let error = Config::parse("[server]\nbind = \"nowhere\"\n").unwrap_err();
+        assert!(error.to_string().contains("bind"), "{error}");
+        let error = Config::parse("[stomp]\nbroker_prefixes = [\"topic\"]\n").unwrap_err();
+        assert!(
+            error.to_string().starts_with("stomp.broker_prefixes"),
+            "{error}"
+        );
+        let error = Config::parse("[limits]\nmax_body_size = 70000\n").unwrap_err();
+        assert!(
+            error.to_string().starts_with("limits.max_body_size"),
+            "{error}"
+        );
+        let error = Config::parse("[stomp]\napp_prefixes = [\"/topic\"]\n").unwrap_err();
+        assert!(
+            error.to_string().contains("also in stomp.broker_prefixes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_effective_config_renders_and_parses_back() {
+        let config = Config::default();
+        assert_eq!(Config::parse(&config.to_toml()).unwrap(), config);
+    }
+}

@@ -1,0 +1,191 @@
+//! Wiring: builds the HTTP router (WebSocket endpoint, static files), listens,
+//! and shuts down gracefully (stop accepting, flush and close sessions, bounded wait).
+
+use crate::broker::Broker;
+use crate::broker::destination::Prefixes;
+use crate::config::Config;
+use crate::session::outbound::Outbound;
+use crate::session::{Session, SessionConfig};
+use crate::transport::websocket;
+use axum::Router;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::services::ServeDir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// What every connection shares.
+#[derive(Debug)]
+pub struct ServerState {
+    pub config: Config,
+    pub broker: Broker,
+    pub session_config: Arc<SessionConfig>,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+    pub connections: AtomicUsize,
+    next_session_id: AtomicU64,
+}
+
+impl ServerState {
+    pub fn new(config: Config) -> Self {
+        let broker = Broker::new(Prefixes::new(
+            config.stomp.app_prefixes.clone(),
+            config.stomp.broker_prefixes.clone(),
+        ));
+        let limits = &config.limits;
+        let session_config = Arc::new(SessionConfig {
+            heartbeat: (config.stomp.heartbeat[0], config.stomp.heartbeat[1]),
+            max_subscriptions: limits.max_subscriptions,
+            max_transactions: limits.max_transactions,
+            max_transaction_bytes: limits.max_transaction_bytes,
+        });
+        ServerState {
+            config,
+            broker,
+            session_config,
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            connections: AtomicUsize::new(0),
+            next_session_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn new_session(&self) -> Session {
+        let id = self.next_session_id.fetch_add(1, Ordering::Relaxed);
+        let outbound = Arc::new(Outbound::new(self.config.limits.outbound_queue_bytes));
+        Session::new(
+            id,
+            self.broker.clone(),
+            outbound,
+            self.session_config.clone(),
+        )
+    }
+}
+
+pub fn router(state: Arc<ServerState>) -> Router {
+    let web_root = state.config.server.web_root.clone();
+    if !web_root.is_dir() {
+        tracing::warn!(web_root = %web_root.display(), "web root is not a directory; only the WebSocket endpoint is served");
+    }
+    Router::new()
+        .route(&state.config.stomp.endpoint, get(websocket::upgrade))
+        .fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true))
+        .with_state(state)
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<ServerState>,
+}
+
+/// Triggers shutdown from anywhere (tests, signal handlers).
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+}
+
+impl Server {
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let addr = config.server.bind;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(Server {
+            listener,
+            state: Arc::new(ServerState::new(config)),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.server.bind)
+    }
+
+    pub fn state(&self) -> &Arc<ServerState> {
+        &self.state
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.state.shutdown.clone())
+    }
+
+    /// Serves until the shutdown handle fires, then closes every session within
+    /// `server.shutdown_timeout_ms`.
+    pub async fn run(self) -> Result<(), ServerError> {
+        let state = self.state;
+        let shutdown = state.shutdown.clone();
+        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        // The writer batches and flushes once per batch itself; Nagle's
+        // algorithm on top would only add delayed-ACK stalls to every reply.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .map_err(ServerError::Serve)?;
+        state.tracker.close();
+        let grace = Duration::from_millis(state.config.server.shutdown_timeout_ms);
+        if tokio::time::timeout(grace, state.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = state.tracker.len(),
+                "sessions still open after shutdown_timeout_ms; exiting anyway"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

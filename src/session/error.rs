@@ -1,0 +1,59 @@
+//! Protocol errors a client can cause; each ends its session with an ERROR frame.
+
+use crate::broker::destination::DestinationError;
+use crate::stomp::{Command, DecodeError};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("malformed frame: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("expected CONNECT or STOMP as the first frame, got {0}")]
+    NotConnected(Command),
+    #[error("already connected: CONNECT may be sent only once")]
+    AlreadyConnected,
+    #[error("{command} frame requires a '{header}' header")]
+    MissingHeader {
+        command: Command,
+        header: &'static str,
+    },
+    #[error("none of the offered versions {offered:?} is supported (supported: 1.0, 1.1, 1.2)")]
+    UnsupportedVersion { offered: String },
+    #[error("invalid heart-beat header {0:?}: expected two comma-separated millisecond counts")]
+    BadHeartBeat(String),
+    #[error("{0} is a server frame; clients may not send it")]
+    ServerCommand(Command),
+    #[error("subscription id {0:?} is already in use in this session")]
+    DuplicateSubscription(String),
+    #[error("unknown ack mode {0:?}: expected auto, client or client-individual")]
+    BadAckMode(String),
+    #[error("too many subscriptions: a session may hold {0}")]
+    TooManySubscriptions(usize),
+    #[error("transaction {0:?} is already open")]
+    DuplicateTransaction(String),
+    #[error("unknown transaction {0:?}")]
+    UnknownTransaction(String),
+    #[error("too many open transactions: a session may hold {0}")]
+    TooManyTransactions(usize),
+    #[error("transaction {transaction:?} holds more than {limit} bytes")]
+    TransactionTooLarge { transaction: String, limit: usize },
+    #[error("invalid destination: {0}")]
+    Destination(#[from] DestinationError),
+    #[error(
+        "destination {destination:?} has no configured prefix (broker: {broker}; application: {app})"
+    )]
+    UnknownPrefix {
+        destination: String,
+        broker: String,
+        app: String,
+    },
+    #[error("no handler for application destination {0:?}")]
+    NoHandler(String),
+    #[error("SEND destination {0:?} is a pattern; patterns are only for SUBSCRIBE")]
+    PatternSend(String),
+    #[error("no heart-beat or frame from the client for {0} ms")]
+    HeartBeatTimeout(u128),
+    #[error("slow consumer: {0}")]
+    SlowConsumer(String),
+    #[error("no CONNECT frame within {0} ms of the handshake")]
+    ConnectTimeout(u128),
+}

@@ -1,0 +1,182 @@
+//! A session's outbound queue: bounded in bytes, filled by any publisher without
+//! waiting, drained in batches by the connection's writer. Over its limit the
+//! queue closes itself (slow-consumer policy) instead of ever blocking a publisher.
+
+use crate::stomp::{Frame, PreparedMessage};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// Something to write to the client.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A broker message for one subscription; encoded by the writer in the session's version.
+    Delivery {
+        message: Arc<PreparedMessage>,
+        subscription: Arc<str>,
+        /// Whether the client acknowledges (1.2 then needs an `ack` header).
+        needs_ack: bool,
+    },
+    /// A control frame: CONNECTED, RECEIPT, ERROR.
+    Frame(Frame),
+}
+
+/// Why the queue stopped accepting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// The client did not read fast enough; queued bytes went over the limit.
+    Overflow { limit: usize },
+    /// The session ended; later pushes are dropped silently.
+    Ended,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    items: VecDeque<(Outgoing, usize)>,
+    bytes: usize,
+    closed: Option<Closed>,
+}
+
+#[derive(Debug)]
+pub struct Outbound {
+    state: Mutex<State>,
+    ready: Notify,
+    limit_bytes: usize,
+}
+
+impl Outbound {
+    pub fn new(limit_bytes: usize) -> Self {
+        Outbound {
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            limit_bytes,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every critical section is a few field updates that cannot leave the
+        // state half-changed, so a poisoned lock is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `item` of about `size` bytes. Never waits. Returns false when the
+    /// queue is closed, including when this push is the one that overflowed it.
+    pub fn push(&self, item: Outgoing, size: usize) -> bool {
+        let mut state = self.state();
+        if state.closed.is_some() {
+            return false;
+        }
+        if state.bytes + size > self.limit_bytes {
+            // Dropping what is queued frees the memory at once; the session
+            // ends with an ERROR, so those messages could not be delivered anyway.
+            state.items.clear();
+            state.bytes = 0;
+            state.closed = Some(Closed::Overflow {
+                limit: self.limit_bytes,
+            });
+            drop(state);
+            self.ready.notify_one();
+            return false;
+        }
+        let was_empty = state.items.is_empty();
+        state.bytes += size;
+        state.items.push_back((item, size));
+        drop(state);
+        if was_empty {
+            self.ready.notify_one();
+        }
+        true
+    }
+
+    /// Moves everything queued into `batch`, oldest first; reports closure.
+    pub fn drain_into(&self, batch: &mut Vec<Outgoing>) -> Option<Closed> {
+        let mut state = self.state();
+        batch.extend(state.items.drain(..).map(|(item, _)| item));
+        state.bytes = 0;
+        state.closed.clone()
+    }
+
+    /// Resolves when something was pushed or the queue closed since the last drain.
+    pub async fn ready(&self) {
+        self.ready.notified().await;
+    }
+
+    /// Stops accepting; called when the session ends so that stray publishes are dropped.
+    pub fn close(&self) {
+        let mut state = self.state();
+        state.items.clear();
+        state.bytes = 0;
+        state.closed.get_or_insert(Closed::Ended);
+    }
+
+    pub fn limit_bytes(&self) -> usize {
+        self.limit_bytes
+    }
+
+    /// True once a push went over the limit.
+    pub fn overflowed(&self) -> bool {
+        matches!(self.state().closed, Some(Closed::Overflow { .. }))
+    }
+
+    /// Re-arms [`Outbound::ready`] for a waiter that consumed a wake-up it could not act on.
+    pub fn wake(&self) {
+        self.ready.notify_one();
+    }
+
+    pub fn queued_bytes(&self) -> usize {
+        self.state().bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stomp::Command;
+
+    fn frame() -> Outgoing {
+        Outgoing::Frame(Frame::new(Command::Receipt))
+    }
+
+    #[test]
+    fn drains_in_order_and_resets_the_byte_count() {
+        let queue = Outbound::new(100);
+        assert!(queue.push(frame(), 40));
+        assert!(queue.push(frame(), 40));
+        assert_eq!(queue.queued_bytes(), 80);
+        let mut batch = Vec::new();
+        assert_eq!(queue.drain_into(&mut batch), None);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(queue.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn going_over_the_limit_closes_the_queue_and_frees_it() {
+        let queue = Outbound::new(100);
+        assert!(queue.push(frame(), 60));
+        assert!(!queue.push(frame(), 60));
+        assert!(!queue.push(frame(), 1), "stays closed");
+        let mut batch = Vec::new();
+        assert_eq!(
+            queue.drain_into(&mut batch),
+            Some(Closed::Overflow { limit: 100 })
+        );
+        assert!(batch.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_push_wakes_the_writer() {
+        let queue = Arc::new(Outbound::new(100));
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.ready().await }
+        });
+        tokio::task::yield_now().await;
+        queue.push(frame(), 1);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .expect("task");
+    }
+}

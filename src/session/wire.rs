@@ -1,0 +1,26 @@
+//! Turns queued outbound items into STOMP bytes in the session's protocol version.
+
+use super::outbound::Outgoing;
+use crate::stomp::{Version, encode};
+use bytes::BytesMut;
+
+/// Appends the encoding of `item` to `out`.
+pub fn encode_outgoing(item: &Outgoing, version: Version, out: &mut BytesMut) {
+    match item {
+        Outgoing::Frame(frame) => encode(frame, version, out),
+        Outgoing::Delivery {
+            message,
+            subscription,
+            needs_ack,
+        } => {
+            let message_id = message.headers().get("message-id").unwrap_or_default();
+            if *needs_ack && version == Version::V1_2 {
+                // 1.2 clients ACK by the `ack` header; the message id is unique per message.
+                let own = [("subscription", &**subscription), ("ack", message_id)];
+                message.encode_for(version, &own, out);
+            } else {
+                message.encode_for(version, &[("subscription", subscription)], out);
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Transports: each carries sessions over one kind of connection.
+
+pub mod websocket;
