@@ -38,10 +38,10 @@ step "format"
 cargo fmt --all -- --check
 
 step "clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "unit, property and integration tests"
-cargo test --all-targets
+cargo test --workspace --all-targets
 
 step "end-to-end: @stomp/stompjs in Node against the real binary"
 cargo build --bin stomphub

@@ -1,0 +1,275 @@
+//! The `fanout` scenario: N subscribers on one destination, P publishers at
+//! max rate (bounded in-flight window) or an offered rate; every phase bounded in time.
+
+use crate::client::{self, Receiver, Target};
+use crate::procfs::{self, Usage};
+use crate::stats::{self, Delivery, Latency, SubscriberStats};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use stomphub::stomp::{Command, Frame};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone)]
+pub struct FanoutOptions {
+    pub target: Target,
+    pub destination: String,
+    pub subscribers: usize,
+    pub publishers: usize,
+    /// Messages per publisher.
+    pub messages: u64,
+    pub body_size: usize,
+    /// Most messages (over all publishers) published but not yet received by the
+    /// slowest subscriber, in max-rate mode.
+    pub window: u64,
+    /// Offered messages per second over all publishers; `None` = max rate.
+    pub rate: Option<u64>,
+    /// Hard bound on the publishing phase.
+    pub max_duration: Duration,
+    /// How long to wait for deliveries after the last publish.
+    pub drain: Duration,
+    pub broker_pid: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProcessFigures {
+    pub cpu_seconds: f64,
+    pub cores_used: f64,
+    pub rss_kib: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FanoutReport {
+    pub scenario: &'static str,
+    pub url: String,
+    pub subscribers: usize,
+    pub publishers: usize,
+    pub body_size: usize,
+    pub window: u64,
+    pub offered_rate: Option<u64>,
+    pub published: u64,
+    pub seconds: f64,
+    pub deliveries_per_second: f64,
+    pub delivery: Delivery,
+    pub latency: Latency,
+    pub broker: Option<ProcessFigures>,
+    pub broker_cpu_us_per_delivery: Option<f64>,
+    pub generator: ProcessFigures,
+}
+
+struct SubscriberTask {
+    received: Arc<AtomicU64>,
+    handle: JoinHandle<SubscriberStats>,
+}
+
+fn now_ns(base: Instant) -> u64 {
+    base.elapsed().as_nanos() as u64
+}
+
+async fn run_subscriber(
+    mut receiver: Receiver,
+    mut stats: SubscriberStats,
+    received: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+    base: Instant,
+) -> SubscriberStats {
+    loop {
+        // next_frame is cancel-safe: it only changes state after a message arrived.
+        let frame = tokio::select! {
+            _ = stop.changed() => break,
+            frame = receiver.next_frame() => match frame {
+                Ok(frame) => frame,
+                Err(error) => {
+                    eprintln!("subscriber connection ended: {error}");
+                    break;
+                }
+            },
+        };
+        if frame.command == Command::Message {
+            stats.record(&frame.body, now_ns(base));
+            received.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    stats
+}
+
+async fn start_subscribers(
+    options: &FanoutOptions,
+    stop: &watch::Receiver<bool>,
+    base: Instant,
+) -> Result<Vec<SubscriberTask>, String> {
+    let mut tasks = Vec::with_capacity(options.subscribers);
+    for index in 0..options.subscribers {
+        let (mut sender, mut receiver) = client::connect(&options.target).await?;
+        client::subscribe(
+            &mut sender,
+            &mut receiver,
+            &format!("bench-{index}"),
+            &options.destination,
+        )
+        .await?;
+        let received = Arc::new(AtomicU64::new(0));
+        let stats = SubscriberStats::new(options.publishers, options.messages);
+        let handle = tokio::spawn(run_subscriber(
+            receiver,
+            stats,
+            received.clone(),
+            stop.clone(),
+            base,
+        ));
+        // Keep the sending half open for the whole run; dropping it would close the socket.
+        tokio::spawn(async move {
+            let _keep = sender;
+            std::future::pending::<()>().await
+        });
+        tasks.push(SubscriberTask { received, handle });
+    }
+    Ok(tasks)
+}
+
+fn slowest(counts: &[Arc<AtomicU64>]) -> u64 {
+    counts
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .min()
+        .unwrap_or(0)
+}
+
+async fn publish(
+    publisher: usize,
+    options: Arc<FanoutOptions>,
+    counts: Arc<Vec<Arc<AtomicU64>>>,
+    published_total: Arc<AtomicU64>,
+    base: Instant,
+) -> Result<u64, String> {
+    let (mut sender, _receiver) = client::connect(&options.target).await?;
+    let started = Instant::now();
+    let per_publisher_rate = options
+        .rate
+        .map(|rate| (rate as f64 / options.publishers as f64).max(1.0));
+    let mut sent = 0;
+    while sent < options.messages && started.elapsed() < options.max_duration {
+        match per_publisher_rate {
+            Some(rate) => {
+                let due = started + Duration::from_secs_f64(sent as f64 / rate);
+                if due > Instant::now() + Duration::from_millis(1) {
+                    sender.flush().await?;
+                    tokio::time::sleep_until(due.into()).await;
+                }
+            }
+            None => {
+                while published_total
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(slowest(&counts))
+                    >= options.window
+                {
+                    sender.flush().await?;
+                    tokio::task::yield_now().await;
+                    if started.elapsed() >= options.max_duration {
+                        break;
+                    }
+                }
+            }
+        }
+        let body = stats::body(publisher, sent, now_ns(base), options.body_size);
+        let frame = Frame::new(Command::Send)
+            .header("destination", options.destination.clone())
+            .body(body);
+        sender.feed(&frame).await?;
+        sent += 1;
+        published_total.fetch_add(1, Ordering::Relaxed);
+        if sent % 32 == 0 {
+            sender.flush().await?;
+        }
+    }
+    sender.flush().await?;
+    // Give the broker the last frames before the socket closes.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    sender.close().await;
+    Ok(sent)
+}
+
+fn figures(before: Option<Usage>, after: Option<Usage>, seconds: f64) -> Option<ProcessFigures> {
+    let (before, after) = (before?, after?);
+    let cpu_seconds = after.cpu_seconds - before.cpu_seconds;
+    Some(ProcessFigures {
+        cpu_seconds,
+        cores_used: cpu_seconds / seconds.max(1e-9),
+        rss_kib: after.rss_kib,
+    })
+}
+
+pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
+    let base = Instant::now();
+    let (stop, stop_signal) = watch::channel(false);
+    let subscribers = tokio::time::timeout(
+        Duration::from_secs(120),
+        start_subscribers(&options, &stop_signal, base),
+    )
+    .await
+    .map_err(|_| "connecting subscribers took over 120 s".to_owned())??;
+    let counts: Arc<Vec<Arc<AtomicU64>>> =
+        Arc::new(subscribers.iter().map(|s| s.received.clone()).collect());
+    let broker_pid = options.broker_pid.map(|pid| pid.to_string());
+    let broker_before = broker_pid.as_deref().and_then(procfs::usage);
+    let generator_before = procfs::usage("self");
+    let options = Arc::new(options);
+    let published_total = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let publishers: Vec<_> = (0..options.publishers)
+        .map(|p| {
+            tokio::spawn(publish(
+                p,
+                options.clone(),
+                counts.clone(),
+                published_total.clone(),
+                base,
+            ))
+        })
+        .collect();
+    let mut published = Vec::with_capacity(publishers.len());
+    for publisher in publishers {
+        published.push(publisher.await.map_err(|e| e.to_string())??);
+    }
+    let total: u64 = published.iter().sum();
+    let drain_deadline = Instant::now() + options.drain;
+    while slowest(&counts) < total && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let broker_after = broker_pid.as_deref().and_then(procfs::usage);
+    let generator_after = procfs::usage("self");
+    let _ = stop.send(true);
+    let mut all_stats = Vec::with_capacity(subscribers.len());
+    for subscriber in subscribers {
+        all_stats.push(subscriber.handle.await.map_err(|e| e.to_string())?);
+    }
+    let (delivery, latency) = stats::summarise(&all_stats, &published);
+    let broker = figures(broker_before, broker_after, seconds);
+    let broker_cpu_us_per_delivery = broker
+        .as_ref()
+        .map(|b| b.cpu_seconds * 1e6 / delivery.received.max(1) as f64);
+    Ok(FanoutReport {
+        scenario: "fanout",
+        url: options.target.url.clone(),
+        subscribers: options.subscribers,
+        publishers: options.publishers,
+        body_size: options.body_size,
+        window: options.window,
+        offered_rate: options.rate,
+        published: total,
+        seconds,
+        deliveries_per_second: delivery.received as f64 / seconds,
+        delivery,
+        latency,
+        broker,
+        broker_cpu_us_per_delivery,
+        generator: figures(generator_before, generator_after, seconds).unwrap_or(ProcessFigures {
+            cpu_seconds: 0.0,
+            cores_used: 0.0,
+            rss_kib: 0,
+        }),
+    })
+}

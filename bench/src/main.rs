@@ -1,0 +1,167 @@
+//! `stomphub-bench`: a load generator for STOMP-over-WebSocket brokers on loopback.
+//! Prints a readable summary and the full report as JSON.
+
+mod client;
+mod fanout;
+mod procfs;
+mod stats;
+
+use clap::{Args, Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "stomphub-bench",
+    version,
+    about = "STOMP-over-WebSocket load generator (loopback only)"
+)]
+struct Cli {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// Broker WebSocket URL (loopback only).
+    #[arg(
+        long,
+        global = true,
+        default_value = "ws://127.0.0.1:8080/endpoint-websocket"
+    )]
+    url: String,
+    /// CONNECT `host` header (RabbitMQ: `/`).
+    #[arg(long, global = true, default_value = "localhost")]
+    host: String,
+    #[arg(long, global = true)]
+    login: Option<String>,
+    #[arg(long, global = true)]
+    passcode: Option<String>,
+    /// Broker process id, for its CPU time and RSS.
+    #[arg(long, global = true)]
+    broker_pid: Option<u32>,
+    /// Also write the JSON report to this file.
+    #[arg(long, global = true)]
+    json: Option<std::path::PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N subscribers on one destination, P publishers.
+    Fanout(FanoutArgs),
+}
+
+#[derive(Args)]
+struct FanoutArgs {
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Messages per publisher.
+    #[arg(long, default_value_t = 20_000)]
+    messages: u64,
+    #[arg(long, default_value_t = 128)]
+    body: usize,
+    #[arg(long, default_value = "/topic/bench")]
+    destination: String,
+    /// Max-rate mode: messages in flight before publishers wait for the slowest subscriber.
+    #[arg(long, default_value_t = 256)]
+    window: u64,
+    /// Offered rate in messages/s over all publishers (omit for max rate).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Upper bound on the publishing phase, in seconds.
+    #[arg(long, default_value_t = 60)]
+    max_seconds: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let target = client::Target {
+        url: cli.target.url.clone(),
+        host: cli.target.host.clone(),
+        login: cli.target.login.clone(),
+        passcode: cli.target.passcode.clone(),
+    };
+    let result = match cli.scenario {
+        Scenario::Fanout(args) => runtime.block_on(fanout::run(fanout::FanoutOptions {
+            target,
+            destination: args.destination,
+            subscribers: args.subscribers,
+            publishers: args.publishers,
+            messages: args.messages,
+            body_size: args.body,
+            window: args.window.max(1),
+            rate: args.rate,
+            max_duration: Duration::from_secs(args.max_seconds),
+            drain: Duration::from_secs(10),
+            broker_pid: cli.target.broker_pid,
+        })),
+    };
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print_summary(&report);
+    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    println!("{json}");
+    if let Some(path) = cli.target.json
+        && let Err(error) = std::fs::write(&path, &json)
+    {
+        eprintln!("error: cannot write {}: {error}", path.display());
+        return ExitCode::FAILURE;
+    }
+    // Runtime shutdown would wait for idle subscriber sockets; exit instead.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    ExitCode::SUCCESS
+}
+
+fn print_summary(report: &fanout::FanoutReport) {
+    let d = &report.delivery;
+    let l = &report.latency;
+    eprintln!(
+        "fanout {} -> {} subscribers, {} B bodies, {}: {} published, {:.0} deliveries/s over {:.2} s",
+        report.publishers,
+        report.subscribers,
+        report.body_size,
+        report
+            .offered_rate
+            .map_or("max rate".to_owned(), |r| format!("{r} msg/s offered")),
+        report.published,
+        report.deliveries_per_second,
+        report.seconds,
+    );
+    eprintln!(
+        "  delivered {} of {}: lost {}, duplicates {}, reordered {}, malformed {}",
+        d.received, d.expected, d.lost, d.duplicates, d.reordered, d.malformed
+    );
+    eprintln!(
+        "  latency us: p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}",
+        l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us
+    );
+    if let Some(broker) = &report.broker {
+        eprintln!(
+            "  broker: {:.2} CPU s ({:.2} cores), {:.3} us CPU per delivery, RSS {} KiB",
+            broker.cpu_seconds,
+            broker.cores_used,
+            report.broker_cpu_us_per_delivery.unwrap_or(0.0),
+            broker.rss_kib
+        );
+    }
+    eprintln!(
+        "  generator: {:.2} CPU s ({:.2} cores)",
+        report.generator.cpu_seconds, report.generator.cores_used
+    );
+}
