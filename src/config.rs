@@ -74,6 +74,8 @@ pub struct StompConfig {
     pub broker_prefixes: Vec<String>,
     /// `[send every, expect every]` in milliseconds, as in the CONNECTED `heart-beat` header.
     pub heartbeat: [u64; 2],
+    /// The CONNECT `login` header names the user when no handshake interceptor did.
+    pub user_from_login: bool,
 }
 
 impl Default for StompConfig {
@@ -83,6 +85,7 @@ impl Default for StompConfig {
             app_prefixes: vec!["/app".into()],
             broker_prefixes: vec!["/topic".into(), "/chat".into()],
             heartbeat: [10_000, 10_000],
+            user_from_login: false,
         }
     }
 }
@@ -106,6 +109,8 @@ pub struct LimitsConfig {
     pub max_transactions: usize,
     /// Subscriptions per session.
     pub max_subscriptions: usize,
+    /// Messages to `/app` handlers one session may have waiting.
+    pub max_pending_app_messages: usize,
 }
 
 impl Default for LimitsConfig {
@@ -122,6 +127,7 @@ impl Default for LimitsConfig {
             max_transaction_bytes: 1024 * 1024,
             max_transactions: 16,
             max_subscriptions: 1_000,
+            max_pending_app_messages: 64,
         }
     }
 }
@@ -217,6 +223,24 @@ impl Config {
             100,
         )?;
         at_least("limits.max_subscriptions", l.max_subscriptions, 1)?;
+        at_least(
+            "limits.max_pending_app_messages",
+            l.max_pending_app_messages,
+            1,
+        )?;
+        for prefix in self
+            .stomp
+            .app_prefixes
+            .iter()
+            .chain(&self.stomp.broker_prefixes)
+        {
+            if prefix == crate::app::users::USER_PREFIX || prefix.starts_with("/user/") {
+                return Err(invalid(
+                    "stomp.broker_prefixes",
+                    "/user is reserved for user destinations",
+                ));
+            }
+        }
         if l.max_body_size > l.max_frame_size {
             return Err(invalid(
                 "limits.max_body_size",

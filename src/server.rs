@@ -1,6 +1,9 @@
 //! Wiring: builds the HTTP router (WebSocket endpoint, static files), listens,
 //! and shuts down gracefully (stop accepting, flush and close sessions, bounded wait).
 
+use crate::app::session_info::Handshake;
+use crate::app::template::MessagingTemplate;
+use crate::app::{AppBuilder, AppRuntime, AppSettings};
 use crate::broker::Broker;
 use crate::broker::destination::Prefixes;
 use crate::config::Config;
@@ -34,7 +37,7 @@ pub enum ServerError {
 #[derive(Debug)]
 pub struct ServerState {
     pub config: Config,
-    pub broker: Broker,
+    pub app: Arc<AppRuntime>,
     pub session_config: Arc<SessionConfig>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
@@ -43,11 +46,14 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    pub fn new(config: Config) -> Self {
-        let broker = Broker::new(Prefixes::new(
-            config.stomp.app_prefixes.clone(),
-            config.stomp.broker_prefixes.clone(),
-        ));
+    pub fn new(config: Config, app: AppBuilder) -> Self {
+        let broker = Broker::with_interceptors(
+            Prefixes::new(
+                config.stomp.app_prefixes.clone(),
+                config.stomp.broker_prefixes.clone(),
+            ),
+            app.channel_interceptors(),
+        );
         let limits = &config.limits;
         let session_config = Arc::new(SessionConfig {
             heartbeat: (config.stomp.heartbeat[0], config.stomp.heartbeat[1]),
@@ -55,9 +61,13 @@ impl ServerState {
             max_transactions: limits.max_transactions,
             max_transaction_bytes: limits.max_transaction_bytes,
         });
+        let settings = AppSettings {
+            user_from_login: config.stomp.user_from_login,
+            max_pending_app_messages: limits.max_pending_app_messages,
+        };
         ServerState {
+            app: Arc::new(app.build(broker, settings)),
             config,
-            broker,
             session_config,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -66,12 +76,19 @@ impl ServerState {
         }
     }
 
-    pub fn new_session(&self) -> Session {
-        let id = self.next_session_id.fetch_add(1, Ordering::Relaxed);
+    pub fn broker(&self) -> &Broker {
+        &self.app.broker
+    }
+
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn new_session(&self, handshake: Handshake) -> Session {
         let outbound = Arc::new(Outbound::new(self.config.limits.outbound_queue_bytes));
         Session::new(
-            id,
-            self.broker.clone(),
+            handshake,
+            self.app.clone(),
             outbound,
             self.session_config.clone(),
         )
@@ -106,15 +123,26 @@ impl ShutdownHandle {
 }
 
 impl Server {
+    /// A server with no application handlers: the broker alone.
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        Server::bind_with(config, AppBuilder::new()).await
+    }
+
+    /// A server running the handlers, listeners and interceptors of `app`.
+    pub async fn bind_with(config: Config, app: AppBuilder) -> Result<Server, ServerError> {
         let addr = config.server.bind;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
         Ok(Server {
             listener,
-            state: Arc::new(ServerState::new(config)),
+            state: Arc::new(ServerState::new(config, app)),
         })
+    }
+
+    /// Publishes from anywhere, like Spring's `SimpMessagingTemplate`.
+    pub fn template(&self) -> MessagingTemplate {
+        self.state.app.template.clone()
     }
 
     pub fn local_addr(&self) -> SocketAddr {

@@ -32,6 +32,8 @@ pub enum Route {
     App,
     /// A broker prefix such as `/topic`: the in-memory broker fans out.
     Broker,
+    /// `/user/...`: resolved per user or per session.
+    User,
     /// No configured prefix matches.
     Unknown,
 }
@@ -57,13 +59,24 @@ impl Prefixes {
     }
 
     pub fn route(&self, destination: &str) -> Route {
-        if self.app.iter().any(|p| has_prefix(destination, p)) {
+        if has_prefix(destination, crate::app::users::USER_PREFIX) {
+            Route::User
+        } else if self.app.iter().any(|p| has_prefix(destination, p)) {
             Route::App
         } else if self.broker.iter().any(|p| has_prefix(destination, p)) {
             Route::Broker
         } else {
             Route::Unknown
         }
+    }
+
+    /// The destination below its application prefix: `/app/v1/chat` -> `/v1/chat`.
+    pub fn app_path<'a>(&self, destination: &'a str) -> Option<&'a str> {
+        self.app
+            .iter()
+            .filter(|prefix| has_prefix(destination, prefix))
+            .map(|prefix| &destination[prefix.trim_end_matches('/').len()..])
+            .next()
     }
 
     pub fn broker_prefixes(&self) -> &[String] {
@@ -255,6 +268,9 @@ mod tests {
         assert_eq!(prefixes.route("/chat/single/2"), Route::Broker);
         assert_eq!(prefixes.route("/topics"), Route::Unknown);
         assert_eq!(prefixes.route("/queue/a"), Route::Unknown);
+        assert_eq!(prefixes.route("/user/queue/a"), Route::User);
+        assert_eq!(prefixes.app_path("/app/v1/chat"), Some("/v1/chat"));
+        assert_eq!(prefixes.app_path("/topic/x"), None);
     }
 
     #[test]

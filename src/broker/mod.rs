@@ -4,6 +4,7 @@
 pub mod destination;
 pub mod registry;
 
+use crate::app::interceptor::{ChannelInterceptor, OutboundMessage};
 use crate::session::outbound::Outgoing;
 use crate::stomp::{Headers, PreparedMessage};
 use bytes::Bytes;
@@ -30,12 +31,21 @@ pub struct Counters {
     pub deliveries: AtomicU64,
 }
 
-#[derive(Debug)]
 struct Inner {
     registry: Registry,
     prefixes: Prefixes,
     next_message_id: AtomicU64,
     counters: Counters,
+    interceptors: Vec<Arc<dyn ChannelInterceptor>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("prefixes", &self.prefixes)
+            .field("interceptors", &self.interceptors.len())
+            .finish()
+    }
 }
 
 /// Cheap to clone; every clone is the same broker.
@@ -46,12 +56,21 @@ pub struct Broker {
 
 impl Broker {
     pub fn new(prefixes: Prefixes) -> Self {
+        Broker::with_interceptors(prefixes, Vec::new())
+    }
+
+    /// A broker whose published messages pass through `interceptors` once each, before fan-out.
+    pub fn with_interceptors(
+        prefixes: Prefixes,
+        interceptors: Vec<Arc<dyn ChannelInterceptor>>,
+    ) -> Self {
         Broker {
             inner: Arc::new(Inner {
                 registry: Registry::default(),
                 prefixes,
                 next_message_id: AtomicU64::new(1),
                 counters: Counters::default(),
+                interceptors,
             }),
         }
     }
@@ -84,6 +103,36 @@ impl Broker {
     /// deliveries were queued. `headers` are the sender's; broker-owned ones
     /// are replaced. The destination must be a concrete broker destination.
     pub fn publish(&self, destination: &str, headers: &Headers, body: Bytes) -> usize {
+        self.publish_to(destination, destination, headers, body)
+    }
+
+    /// Publishes to the subscribers registered under `key`, showing `destination`
+    /// in the MESSAGE (user destinations: key `/user/{session}/queue/x`, shown `/user/queue/x`).
+    pub fn publish_to(
+        &self,
+        key: &str,
+        destination: &str,
+        headers: &Headers,
+        body: Bytes,
+    ) -> usize {
+        if !self.inner.interceptors.is_empty() {
+            let mut message = OutboundMessage {
+                destination: destination.to_owned(),
+                headers: headers.clone(),
+                body,
+            };
+            for interceptor in &self.inner.interceptors {
+                match interceptor.outbound(message) {
+                    Some(next) => message = next,
+                    None => return 0,
+                }
+            }
+            return self.fan_out(key, &message.destination, &message.headers, message.body);
+        }
+        self.fan_out(key, destination, headers, body)
+    }
+
+    fn fan_out(&self, key: &str, destination: &str, headers: &Headers, body: Bytes) -> usize {
         let message_id = self.inner.next_message_id.fetch_add(1, Ordering::Relaxed);
         let mut message_headers = Headers::with_capacity(headers.len() + 2);
         message_headers.push("destination", destination);
@@ -98,7 +147,7 @@ impl Broker {
         let mut deliveries = 0;
         self.inner
             .registry
-            .for_each_subscriber(destination, |subscription| {
+            .for_each_subscriber(key, |subscription| {
                 let item = Outgoing::Delivery {
                     message: message.clone(),
                     subscription: subscription.id.clone(),
@@ -117,6 +166,11 @@ impl Broker {
             .deliveries
             .fetch_add(deliveries as u64, Ordering::Relaxed);
         deliveries
+    }
+
+    /// A fresh message id, for frames built outside `publish` (subscribe-mapping replies).
+    pub fn next_message_id(&self) -> u64 {
+        self.inner.next_message_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Subscription counts by destination.

@@ -52,6 +52,16 @@ pub enum SessionError {
     PatternSend(String),
     #[error("no heart-beat or frame from the client for {0} ms")]
     HeartBeatTimeout(u128),
+    #[error("user destination {0:?} must look like /user/{{name}}/queue/x")]
+    BadUserDestination(String),
+    #[error("{0}")]
+    Template(String),
+    #[error("application handler failed: {0}")]
+    Handler(String),
+    #[error("too many application messages waiting: a session may have {0} queued")]
+    AppQueueFull(usize),
+    #[error("no subscribe mapping for application destination {0:?}")]
+    NoSubscribeMapping(String),
     #[error("slow consumer: {0}")]
     SlowConsumer(String),
     #[error("no CONNECT frame within {0} ms of the handshake")]

@@ -13,10 +13,17 @@ use heartbeat::HeartBeat;
 use outbound::{Outbound, Outgoing};
 pub use wire::encode_outgoing;
 
+use crate::app::AppRuntime;
+use crate::app::events::{Event, EventKind};
+use crate::app::handler::{Inbound, Payload, TEXT};
+use crate::app::session_info::{Handshake, SessionInfo};
+use crate::app::users::{USER_PREFIX, session_key};
+use crate::app::worker::{AppWorker, Job};
 use crate::broker::Broker;
 use crate::broker::destination::{self, Route};
-use crate::broker::registry::{AckMode, SessionId, Subscription};
-use crate::stomp::{Command, Frame, Version, encoded_len_hint};
+use crate::broker::registry::{AckMode, Subscription};
+use crate::stomp::{Command, Frame, Headers, Version, encoded_len_hint};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -50,6 +57,15 @@ struct Transaction {
     bytes: usize,
 }
 
+/// A subscription of this session: in the broker, or answered by a subscribe mapping.
+#[derive(Debug)]
+enum Subscribed {
+    Broker(Arc<Subscription>),
+    App,
+}
+
+const SERVER_NAME: &str = concat!("stomphub/", env!("CARGO_PKG_VERSION"));
+
 /// The ERROR frame for `error`: a one-line `message` header and a body with details.
 pub fn error_frame(
     error: &SessionError,
@@ -73,18 +89,28 @@ pub fn error_frame(
     frame.body(body)
 }
 
-const SERVER_NAME: &str = concat!("stomphub/", env!("CARGO_PKG_VERSION"));
-
-#[derive(Debug)]
 pub struct Session {
-    id: SessionId,
-    id_text: String,
+    handshake: Handshake,
+    info: Arc<SessionInfo>,
     broker: Broker,
+    app: Arc<AppRuntime>,
     outbound: Arc<Outbound>,
     config: Arc<SessionConfig>,
     connected: Option<Connected>,
-    subscriptions: HashMap<Arc<str>, Arc<Subscription>>,
+    subscriptions: HashMap<String, (Subscribed, String)>,
     transactions: HashMap<String, Transaction>,
+    worker: Option<AppWorker>,
+    ended: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.info.id)
+            .field("connected", &self.connected)
+            .field("subscriptions", &self.subscriptions.len())
+            .finish()
+    }
 }
 
 fn required<'a>(frame: &'a Frame, header: &'static str) -> Result<&'a str, SessionError> {
@@ -94,28 +120,45 @@ fn required<'a>(frame: &'a Frame, header: &'static str) -> Result<&'a str, Sessi
     })
 }
 
+/// Event headers never carry the passcode.
+fn event_headers(frame: &Frame) -> Headers {
+    frame
+        .headers
+        .iter()
+        .filter(|(name, _)| *name != "passcode")
+        .collect()
+}
+
 impl Session {
     pub fn new(
-        id: SessionId,
-        broker: Broker,
+        handshake: Handshake,
+        app: Arc<AppRuntime>,
         outbound: Arc<Outbound>,
         config: Arc<SessionConfig>,
     ) -> Self {
+        let info = Arc::new(SessionInfo::new(&handshake, handshake.user.clone()));
         Session {
-            id,
-            id_text: format!("{id:08x}"),
-            broker,
+            handshake,
+            info,
+            broker: app.broker.clone(),
+            app,
             outbound,
             config,
             connected: None,
             subscriptions: HashMap::new(),
             transactions: HashMap::new(),
+            worker: None,
+            ended: false,
         }
     }
 
     /// The id sent in CONNECTED and used in logs.
     pub fn id(&self) -> &str {
-        &self.id_text
+        &self.info.id
+    }
+
+    pub fn info(&self) -> &Arc<SessionInfo> {
+        &self.info
     }
 
     /// The negotiated version; `None` before CONNECT.
@@ -127,12 +170,23 @@ impl Session {
         self.connected.map(|c| c.heartbeat).unwrap_or_default()
     }
 
+    pub fn outbound(&self) -> &Arc<Outbound> {
+        &self.outbound
+    }
+
     pub fn subscription_count(&self) -> usize {
         self.subscriptions.len()
     }
 
     /// Handles one client frame.
     pub fn handle(&mut self, frame: Frame) -> Flow {
+        let mut frame = frame;
+        for interceptor in &self.app.channel {
+            match interceptor.inbound(&self.info, frame) {
+                Some(next) => frame = next,
+                None => return Flow::Continue,
+            }
+        }
         let receipt = match frame.command {
             Command::Connect | Command::Stomp => None,
             _ => frame.get("receipt").map(str::to_owned),
@@ -161,17 +215,30 @@ impl Session {
         offending: Option<Command>,
     ) -> Flow {
         self.reply(error_frame(error, receipt, offending));
-        tracing::debug!(session = %self.id_text, %error, "protocol error");
+        tracing::debug!(session = %self.info.id, %error, "protocol error");
         Flow::Close
-    }
-
-    pub fn outbound(&self) -> &Arc<Outbound> {
-        &self.outbound
     }
 
     fn reply(&self, frame: Frame) {
         let size = encoded_len_hint(&frame);
         self.outbound.push(Outgoing::Frame(frame), size);
+    }
+
+    fn emit(
+        &self,
+        kind: EventKind,
+        frame: Option<&Frame>,
+        destination: Option<&str>,
+        subscription: Option<&str>,
+    ) {
+        self.app.events.emit(|| Event {
+            kind,
+            session: self.info.clone(),
+            destination: destination.map(str::to_owned),
+            subscription: subscription.map(str::to_owned),
+            headers: frame.map(event_headers).unwrap_or_default(),
+            reason: None,
+        });
     }
 
     fn process(&mut self, frame: Frame) -> Result<Flow, SessionError> {
@@ -215,30 +282,34 @@ impl Session {
                 .ok_or_else(|| SessionError::BadHeartBeat(value.to_owned()))?,
         };
         let heartbeat = heartbeat::negotiate(client_heartbeat, self.config.heartbeat);
+        if self.handshake.user.is_none()
+            && self.app.settings.user_from_login
+            && let Some(login) = frame.get("login").filter(|login| !login.is_empty())
+        {
+            self.info = Arc::new(SessionInfo::new(&self.handshake, Some(login.to_owned())));
+        }
         self.connected = Some(Connected { version, heartbeat });
+        if let Some(user) = &self.info.user {
+            self.app
+                .users
+                .add(user, self.handshake.session, &self.info.id);
+        }
+        self.app.directory.add(self.info.clone());
+        self.emit(EventKind::Connect, Some(frame), None, None);
         let mut reply = Frame::new(Command::Connected)
             .header("version", version.as_str())
-            .header("session", self.id_text.clone())
+            .header("session", self.info.id.clone())
             .header("server", SERVER_NAME);
         if version != Version::V1_0 {
             let (sx, sy) = self.config.heartbeat;
             reply.headers.push("heart-beat", format!("{sx},{sy}"));
         }
+        if let Some(user) = &self.info.user {
+            reply.headers.push("user-name", user.clone());
+        }
         self.reply(reply);
+        self.emit(EventKind::Connected, None, None, None);
         Ok(())
-    }
-
-    /// Checks that `destination` can take a SEND, before it is published or held.
-    fn check_send_destination(&self, destination: &str) -> Result<(), SessionError> {
-        destination::validate(destination)?;
-        if destination::is_pattern(destination) {
-            return Err(SessionError::PatternSend(destination.to_owned()));
-        }
-        match self.broker.prefixes().route(destination) {
-            Route::Broker => Ok(()),
-            Route::App => Err(SessionError::NoHandler(destination.to_owned())),
-            Route::Unknown => Err(self.unknown_prefix(destination)),
-        }
     }
 
     fn unknown_prefix(&self, destination: &str) -> SessionError {
@@ -250,8 +321,98 @@ impl Session {
         }
     }
 
+    /// Checks that a SEND can be delivered, before it is dispatched or held in a transaction.
+    fn check_send(&self, frame: &Frame) -> Result<(), SessionError> {
+        let destination = required(frame, "destination")?;
+        destination::validate(destination)?;
+        if destination::is_pattern(destination) {
+            return Err(SessionError::PatternSend(destination.to_owned()));
+        }
+        match self.broker.prefixes().route(destination) {
+            Route::Broker => Ok(()),
+            Route::App => {
+                let path = self
+                    .broker
+                    .prefixes()
+                    .app_path(destination)
+                    .unwrap_or(destination);
+                match self.app.router.find_message(path) {
+                    Some(_) => Ok(()),
+                    None => Err(SessionError::NoHandler(destination.to_owned())),
+                }
+            }
+            Route::User => match user_target(destination) {
+                Some(_) => Ok(()),
+                None => Err(SessionError::BadUserDestination(destination.to_owned())),
+            },
+            Route::Unknown => Err(self.unknown_prefix(destination)),
+        }
+    }
+
+    /// Delivers a checked SEND: to the broker, a handler, or a user's sessions.
+    fn dispatch(&mut self, frame: Frame) -> Result<(), SessionError> {
+        let destination = required(&frame, "destination")?.to_owned();
+        match self.broker.prefixes().route(&destination) {
+            Route::Broker => {
+                self.broker
+                    .publish(&destination, &frame.headers, frame.body);
+            }
+            Route::App => {
+                let path = self
+                    .broker
+                    .prefixes()
+                    .app_path(&destination)
+                    .unwrap_or(&destination)
+                    .to_owned();
+                let (mapping, vars) = self
+                    .app
+                    .router
+                    .find_message(&path)
+                    .ok_or_else(|| SessionError::NoHandler(destination.clone()))?;
+                let inbound = Inbound {
+                    destination,
+                    vars,
+                    headers: frame.headers,
+                    body: frame.body,
+                    session: self.info.clone(),
+                };
+                self.submit(Job::Message {
+                    mapping,
+                    path,
+                    inbound,
+                })?;
+            }
+            Route::User => {
+                let (user, target) = user_target(&destination)
+                    .ok_or_else(|| SessionError::BadUserDestination(destination.clone()))?;
+                let payload = Payload {
+                    body: frame.body.clone(),
+                    content_type: Cow::Borrowed(TEXT),
+                };
+                self.app
+                    .template
+                    .send_to_user(user, target, &frame.headers, payload)
+                    .map_err(|e| SessionError::Template(e.to_string()))?;
+            }
+            Route::Unknown => return Err(self.unknown_prefix(&destination)),
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, job: Job) -> Result<(), SessionError> {
+        let capacity = self.app.settings.max_pending_app_messages;
+        let worker = self.worker.get_or_insert_with(|| {
+            AppWorker::start(self.app.clone(), self.outbound.clone(), capacity)
+        });
+        if worker.submit(job) {
+            Ok(())
+        } else {
+            Err(SessionError::AppQueueFull(capacity))
+        }
+    }
+
     fn send(&mut self, frame: Frame) -> Result<Flow, SessionError> {
-        self.check_send_destination(required(&frame, "destination")?)?;
+        self.check_send(&frame)?;
         if let Some(name) = frame.get("transaction") {
             let limit = self.config.max_transaction_bytes;
             let transaction = self
@@ -268,15 +429,8 @@ impl Session {
             transaction.held.push(frame);
             return Ok(Flow::Continue);
         }
-        self.publish(&frame);
+        self.dispatch(frame)?;
         Ok(Flow::Continue)
-    }
-
-    fn publish(&self, frame: &Frame) {
-        if let Some(destination) = frame.get("destination") {
-            self.broker
-                .publish(destination, &frame.headers, frame.body.clone());
-        }
     }
 
     fn subscribe(&mut self, frame: &Frame, version: Version) -> Result<Flow, SessionError> {
@@ -299,11 +453,6 @@ impl Session {
             }
         };
         destination::validate(destination)?;
-        match self.broker.prefixes().route(destination) {
-            Route::Broker => {}
-            Route::App => return Err(SessionError::NoHandler(destination.to_owned())),
-            Route::Unknown => return Err(self.unknown_prefix(destination)),
-        }
         if self.subscriptions.contains_key(id) {
             return Err(SessionError::DuplicateSubscription(id.to_owned()));
         }
@@ -312,17 +461,71 @@ impl Session {
                 self.config.max_subscriptions,
             ));
         }
+        let key = match self.broker.prefixes().route(destination) {
+            Route::Broker => destination.to_owned(),
+            Route::User => {
+                let below = &destination[USER_PREFIX.len()..];
+                if below.is_empty() {
+                    return Err(SessionError::BadUserDestination(destination.to_owned()));
+                }
+                session_key(&self.info.id, below)
+            }
+            Route::App => {
+                let path = self
+                    .broker
+                    .prefixes()
+                    .app_path(destination)
+                    .unwrap_or(destination);
+                let (mapping, vars) = self
+                    .app
+                    .router
+                    .find_subscription(path)
+                    .ok_or_else(|| SessionError::NoSubscribeMapping(destination.to_owned()))?;
+                let inbound = Inbound {
+                    destination: destination.to_owned(),
+                    vars,
+                    headers: frame.headers.clone(),
+                    body: frame.body.clone(),
+                    session: self.info.clone(),
+                };
+                self.submit(Job::Subscribe {
+                    mapping,
+                    inbound,
+                    subscription: id.to_owned(),
+                })?;
+                self.track_subscription(frame, id, Subscribed::App, destination);
+                return Ok(Flow::Continue);
+            }
+            Route::Unknown => return Err(self.unknown_prefix(destination)),
+        };
         let subscription = Arc::new(Subscription {
-            session: self.id,
+            session: self.handshake.session,
             id: id.into(),
-            destination: destination.into(),
+            destination: key.into(),
             ack,
             outbound: self.outbound.clone(),
         });
         self.broker.subscribe(subscription.clone())?;
-        self.subscriptions
-            .insert(subscription.id.clone(), subscription);
+        self.track_subscription(frame, id, Subscribed::Broker(subscription), destination);
         Ok(Flow::Continue)
+    }
+
+    fn track_subscription(
+        &mut self,
+        frame: &Frame,
+        id: &str,
+        subscribed: Subscribed,
+        destination: &str,
+    ) {
+        self.subscriptions
+            .insert(id.to_owned(), (subscribed, destination.to_owned()));
+        self.info.add_subscription(id, destination);
+        self.emit(
+            EventKind::Subscribe,
+            Some(frame),
+            Some(destination),
+            Some(id),
+        );
     }
 
     /// Removes a subscription. An unknown id is not an error: clients may
@@ -338,8 +541,17 @@ impl Session {
                 });
             }
         };
-        if let Some(subscription) = self.subscriptions.remove(id) {
-            self.broker.unsubscribe(&subscription);
+        if let Some((subscribed, destination)) = self.subscriptions.remove(id) {
+            if let Subscribed::Broker(subscription) = subscribed {
+                self.broker.unsubscribe(&subscription);
+            }
+            self.info.remove_subscription(id);
+            self.emit(
+                EventKind::Unsubscribe,
+                Some(frame),
+                Some(&destination),
+                Some(id),
+            );
         }
         Ok(Flow::Continue)
     }
@@ -391,7 +603,7 @@ impl Session {
 
     fn commit(&mut self, frame: &Frame) -> Result<Flow, SessionError> {
         for held in self.take_transaction(frame)?.held {
-            self.publish(&held);
+            self.dispatch(held)?;
         }
         Ok(Flow::Continue)
     }
@@ -401,20 +613,49 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// Releases every subscription and drops open transactions. Idempotent.
-    pub fn end(&mut self) {
-        for (_, subscription) in self.subscriptions.drain() {
-            self.broker.unsubscribe(&subscription);
+    /// Releases every subscription, drops open transactions and, for a session
+    /// that had connected, fires its one Disconnect event. Idempotent.
+    pub fn end(&mut self, reason: &str) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        for (_, (subscribed, _)) in self.subscriptions.drain() {
+            if let Subscribed::Broker(subscription) = subscribed {
+                self.broker.unsubscribe(&subscription);
+            }
         }
         self.transactions.clear();
         self.outbound.close();
+        self.worker = None;
+        if self.connected.is_some() {
+            if let Some(user) = &self.info.user {
+                self.app.users.remove(user, self.handshake.session);
+            }
+            self.app.directory.remove(self.handshake.session);
+            self.app.events.emit(|| Event {
+                kind: EventKind::Disconnect,
+                session: self.info.clone(),
+                destination: None,
+                subscription: None,
+                headers: Headers::new(),
+                reason: Some(reason.to_owned()),
+            });
+        }
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        self.end();
+        self.end("session dropped");
     }
+}
+
+/// `/user/{name}/queue/x` -> (`name`, `/queue/x`).
+fn user_target(destination: &str) -> Option<(&str, &str)> {
+    let rest = destination.strip_prefix(USER_PREFIX)?.strip_prefix('/')?;
+    let (user, target) = rest.split_at(rest.find('/')?);
+    (!user.is_empty() && target.len() > 1).then_some((user, target))
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub enum Closed {
     Overflow { limit: usize },
     /// The session ended; later pushes are dropped silently.
     Ended,
+    /// The application asked to end the session: write what is queued, then close.
+    Requested,
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +103,16 @@ impl Outbound {
     /// Resolves when something was pushed or the queue closed since the last drain.
     pub async fn ready(&self) {
         self.ready.notified().await;
+    }
+
+    /// Ends the session once what is queued now has been written.
+    pub fn close_after_flush(&self) {
+        let mut state = self.state();
+        if state.closed.is_none() {
+            state.closed = Some(Closed::Requested);
+        }
+        drop(state);
+        self.ready.notify_one();
     }
 
     /// Stops accepting; called when the session ends so that stray publishes are dropped.

@@ -1,6 +1,8 @@
 //! Session state machine tests, without sockets: frames in, queued frames out.
 
 use super::*;
+use crate::app::session_info::Handshake;
+use crate::app::{AppBuilder, AppSettings};
 use crate::broker::destination::Prefixes;
 use crate::stomp::{Decoded, Decoder, Limits};
 use bytes::BytesMut;
@@ -14,11 +16,20 @@ fn config() -> Arc<SessionConfig> {
     })
 }
 
-fn broker() -> Broker {
-    Broker::new(Prefixes::new(
+fn app_with(builder: AppBuilder) -> Arc<AppRuntime> {
+    let broker = Broker::new(Prefixes::new(
         vec!["/app".into()],
         vec!["/topic".into(), "/chat".into()],
-    ))
+    ));
+    let settings = AppSettings {
+        user_from_login: true,
+        max_pending_app_messages: 4,
+    };
+    Arc::new(builder.build(broker, settings))
+}
+
+fn broker() -> Arc<AppRuntime> {
+    app_with(AppBuilder::new())
 }
 
 struct Client {
@@ -27,15 +38,27 @@ struct Client {
 }
 
 impl Client {
-    fn new(broker: &Broker, id: SessionId) -> Client {
+    fn new(app: &Arc<AppRuntime>, id: u64) -> Client {
         let outbound = Arc::new(Outbound::new(64 * 1024));
-        let session = Session::new(id, broker.clone(), outbound.clone(), config());
+        let handshake = Handshake {
+            session: id,
+            ..Handshake::default()
+        };
+        let session = Session::new(handshake, app.clone(), outbound.clone(), config());
         Client { session, outbound }
     }
 
-    fn connected(broker: &Broker, id: SessionId) -> Client {
-        let mut client = Client::new(broker, id);
-        client.send(Frame::new(Command::Connect).header("accept-version", "1.2"));
+    fn connected(app: &Arc<AppRuntime>, id: u64) -> Client {
+        Client::as_user(app, id, "")
+    }
+
+    fn as_user(app: &Arc<AppRuntime>, id: u64, login: &str) -> Client {
+        let mut client = Client::new(app, id);
+        client.send(
+            Frame::new(Command::Connect)
+                .header("accept-version", "1.2")
+                .header("login", login),
+        );
         client.received();
         client
     }
@@ -281,9 +304,9 @@ fn ending_a_session_removes_its_subscriptions() {
     let mut client = Client::connected(&broker, 1);
     client.send(subscribe("s", "/topic/a"));
     client.send(subscribe("p", "/topic/**"));
-    assert_eq!(broker.subscription_counts().len(), 2);
+    assert_eq!(broker.broker.subscription_counts().len(), 2);
     drop(client);
-    assert!(broker.subscription_counts().is_empty());
+    assert!(broker.broker.subscription_counts().is_empty());
 }
 
 #[test]
@@ -299,4 +322,87 @@ fn client_ack_mode_adds_an_ack_header_in_1_2() {
         Flow::Continue
     );
     assert_eq!(client.send(Frame::new(Command::Ack)), Flow::Close);
+}
+
+#[test]
+fn user_destinations_resolve_per_session_and_reach_every_session_of_the_user() {
+    let app = broker();
+    let mut alice_phone = Client::as_user(&app, 1, "alice");
+    let mut alice_laptop = Client::as_user(&app, 2, "alice");
+    let mut bob = Client::as_user(&app, 3, "bob");
+    for client in [&mut alice_phone, &mut alice_laptop, &mut bob] {
+        client.send(subscribe("q", "/user/queue/reply"));
+    }
+    // Bob guessing Alice's session key subscribes to a key under his own session.
+    bob.send(subscribe("steal", "/user/00000001/queue/reply"));
+    let delivered = app
+        .template
+        .convert_and_send_to_user("alice", "/queue/reply", &"hi")
+        .unwrap();
+    assert_eq!(delivered, 2);
+    for client in [&mut alice_phone, &mut alice_laptop] {
+        let message = &client.received()[0];
+        assert_eq!(message.get("destination"), Some("/user/queue/reply"));
+        assert_eq!(message.body.as_ref(), b"\"hi\"");
+    }
+    assert!(bob.received().is_empty());
+    // A client may SEND to another user's queue by name, as in Spring.
+    bob.send(send("/user/alice/queue/reply", "from bob"));
+    assert_eq!(alice_phone.received()[0].body.as_ref(), b"from bob");
+}
+
+#[test]
+fn events_fire_in_order_and_disconnect_exactly_once() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut builder = AppBuilder::new();
+    let log = seen.clone();
+    builder.on_event(move |event| {
+        log.lock().unwrap().push((
+            event.kind,
+            event.destination.clone(),
+            event.headers.get("passcode").map(str::to_owned),
+        ));
+    });
+    let app = app_with(builder);
+    let mut client = Client::new(&app, 9);
+    client.send(
+        Frame::new(Command::Connect)
+            .header("accept-version", "1.2")
+            .header("passcode", "secret"),
+    );
+    client.send(subscribe("s", "/topic/a"));
+    client.send(Frame::new(Command::Unsubscribe).header("id", "s"));
+    client.session.end("test over");
+    client.session.end("again");
+    drop(client);
+    let kinds: Vec<_> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(k, d, p)| (*k, d.clone(), p.clone()))
+        .collect();
+    use crate::app::events::EventKind::*;
+    assert_eq!(
+        kinds,
+        [
+            (Connect, None, None),
+            (Connected, None, None),
+            (Subscribe, Some("/topic/a".into()), None),
+            (Unsubscribe, Some("/topic/a".into()), None),
+            (Disconnect, None, None),
+        ]
+    );
+}
+
+#[test]
+fn a_session_that_never_connected_fires_no_disconnect() {
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut builder = AppBuilder::new();
+    let count = seen.clone();
+    builder.on_event(move |_| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
+    let app = app_with(builder);
+    drop(Client::new(&app, 1));
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

@@ -2,13 +2,15 @@
 //! task per connection that reads frames into its [`Session`] and writes the
 //! session's outbound queue in batches, with heart-beats and timeouts.
 
+use crate::app::interceptor::HandshakeRequest;
+use crate::app::session_info::Handshake;
 use crate::server::ServerState;
 use crate::session::outbound::{Closed, Outgoing};
 use crate::session::{Flow, Session, SessionError, encode_outgoing, error_frame};
 use crate::stomp::{Decoded, Decoder, Version, encode};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -40,10 +42,31 @@ pub fn choose_subprotocol<'a>(
 pub async fn upgrade(
     State(state): State<Arc<ServerState>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
     mut ws: WebSocketUpgrade,
 ) -> Response {
     if state.shutdown.is_cancelled() {
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let mut handshake = Handshake {
+        session: state.next_session_id(),
+        remote: Some(remote),
+        ..Handshake::default()
+    };
+    let request = HandshakeRequest {
+        uri: &uri,
+        headers: &headers,
+        remote,
+    };
+    for interceptor in &state.app.handshake {
+        if let Err(rejection) = interceptor.before(&request, &mut handshake) {
+            tracing::info!(%remote, status = %rejection.status, reason = %rejection.message, "handshake rejected");
+            return (rejection.status, rejection.message).into_response();
+        }
+    }
+    for interceptor in &state.app.handshake {
+        interceptor.after(&request, &handshake);
     }
     if let Some(protocol) = choose_subprotocol(ws.requested_protocols()) {
         ws.set_selected_protocol(HeaderValue::from_static(protocol));
@@ -56,7 +79,7 @@ pub async fn upgrade(
         .max_frame_size(settings.max_message_size);
     let token = state.tracker.token();
     ws.on_upgrade(move |socket| async move {
-        run(socket, state, remote).await;
+        run(socket, state, handshake, remote).await;
         drop(token);
     })
 }
@@ -261,9 +284,9 @@ async fn sleep_until_some(deadline: Option<Instant>) {
     }
 }
 
-async fn run(socket: WebSocket, state: Arc<ServerState>, remote: SocketAddr) {
+async fn run(socket: WebSocket, state: Arc<ServerState>, handshake: Handshake, remote: SocketAddr) {
     let config = &state.config;
-    let mut session = state.new_session();
+    let mut session = state.new_session(handshake);
     tracing::info!(session = session.id(), %remote, "connected");
     state.connections.fetch_add(1, Ordering::Relaxed);
     let (sink, stream) = socket.split();
@@ -275,7 +298,7 @@ async fn run(socket: WebSocket, state: Arc<ServerState>, remote: SocketAddr) {
     };
     let end = serve(&mut session, &state, stream, &mut writer).await;
     writer.finish(&session, &end).await;
-    session.end();
+    session.end(&end.to_string());
     state.connections.fetch_sub(1, Ordering::Relaxed);
     match &end {
         End::SlowConsumer(_) => {
@@ -306,8 +329,10 @@ async fn serve(
             biased;
             _ = state.shutdown.cancelled() => return End::Shutdown,
             _ = session.outbound().ready() => {
-                if let Err(end) = writer.write_queued(session).await {
-                    return end;
+                match writer.write_queued(session).await {
+                    Err(end) => return end,
+                    Ok(Some(Closed::Requested)) => return End::Session,
+                    Ok(_) => {}
                 }
             }
             message = stream.next() => {

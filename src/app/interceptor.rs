@@ -1,0 +1,129 @@
+//! Interceptors: the handshake chain (Spring's `HandshakeInterceptor`) and channel
+//! interceptors on inbound frames and outbound messages (`ChannelInterceptor`).
+
+use super::session_info::{Handshake, SessionInfo, session_id_text};
+use crate::stomp::{Frame, Headers};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use bytes::Bytes;
+use std::net::SocketAddr;
+
+/// The HTTP upgrade request as interceptors see it.
+#[derive(Debug)]
+pub struct HandshakeRequest<'a> {
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub remote: SocketAddr,
+}
+
+impl HandshakeRequest<'_> {
+    /// A query-string parameter, percent-decoded.
+    pub fn query(&self, name: &str) -> Option<String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(self.uri.query()?).ok()?;
+        pairs
+            .into_iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Refuses a handshake with an HTTP status and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Rejection {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+pub trait HandshakeInterceptor: Send + Sync {
+    /// May set attributes and the user, or refuse the upgrade.
+    fn before(
+        &self,
+        request: &HandshakeRequest<'_>,
+        handshake: &mut Handshake,
+    ) -> Result<(), Rejection> {
+        let _ = (request, handshake);
+        Ok(())
+    }
+
+    /// Observes an accepted handshake.
+    fn after(&self, request: &HandshakeRequest<'_>, handshake: &Handshake) {
+        let _ = (request, handshake);
+    }
+}
+
+/// Always first in the chain: records what the seeds' `HttpHandShakeIntecepter` did
+/// (the session id) plus the remote address, user agent and origin.
+#[derive(Debug, Default)]
+pub struct SessionIdInterceptor;
+
+impl HandshakeInterceptor for SessionIdInterceptor {
+    fn before(
+        &self,
+        request: &HandshakeRequest<'_>,
+        handshake: &mut Handshake,
+    ) -> Result<(), Rejection> {
+        let attributes = &mut handshake.attributes;
+        attributes.insert("sessionId".into(), session_id_text(handshake.session));
+        attributes.insert("remoteAddress".into(), request.remote.to_string());
+        for (header, attribute) in [("user-agent", "userAgent"), ("origin", "origin")] {
+            if let Some(value) = request.header(header) {
+                attributes.insert(attribute.into(), value.to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A message leaving the broker towards subscribers.
+#[derive(Debug, Clone)]
+pub struct OutboundMessage {
+    pub destination: String,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+pub trait ChannelInterceptor: Send + Sync {
+    /// Sees every frame a client sends, after decoding; return `None` to drop it.
+    fn inbound(&self, session: &SessionInfo, frame: Frame) -> Option<Frame> {
+        let _ = session;
+        Some(frame)
+    }
+
+    /// Sees every message once before fan-out; return `None` to drop it.
+    fn outbound(&self, message: OutboundMessage) -> Option<OutboundMessage> {
+        Some(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_percent_decoded() {
+        let uri: Uri = "/endpoint?user=%E7%8E%A9%E5%AE%B6+1&empty="
+            .parse()
+            .unwrap();
+        let headers = HeaderMap::new();
+        let request = HandshakeRequest {
+            uri: &uri,
+            headers: &headers,
+            remote: "127.0.0.1:1".parse().unwrap(),
+        };
+        assert_eq!(request.query("user").as_deref(), Some("玩家 1"));
+        assert_eq!(request.query("empty").as_deref(), Some(""));
+        assert_eq!(request.query("missing"), None);
+    }
+}

@@ -1,0 +1,73 @@
+//! What the application knows about a connected session: id, user, handshake
+//! attributes, and its subscriptions (for events and the sessions API).
+
+use crate::broker::registry::SessionId;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// Recorded at the handshake by the interceptor chain.
+#[derive(Debug, Clone, Default)]
+pub struct Handshake {
+    pub session: SessionId,
+    /// Spring's session attributes; the built-in interceptor records `sessionId`,
+    /// `remoteAddress`, `userAgent` and `origin`.
+    pub attributes: BTreeMap<String, String>,
+    /// The principal, when an interceptor resolved one.
+    pub user: Option<String>,
+    pub remote: Option<SocketAddr>,
+}
+
+#[derive(Debug)]
+pub struct SessionInfo {
+    pub numeric_id: SessionId,
+    /// The id sent in CONNECTED and carried by every event.
+    pub id: String,
+    pub user: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub remote: Option<SocketAddr>,
+    pub connected_at: SystemTime,
+    /// Subscription id -> destination as the client sent it.
+    subscriptions: Mutex<BTreeMap<String, String>>,
+}
+
+/// Formats a numeric session id the way clients see it.
+pub fn session_id_text(id: SessionId) -> String {
+    format!("{id:08x}")
+}
+
+impl SessionInfo {
+    pub fn new(handshake: &Handshake, user: Option<String>) -> Self {
+        SessionInfo {
+            numeric_id: handshake.session,
+            id: session_id_text(handshake.session),
+            user,
+            attributes: handshake.attributes.clone(),
+            remote: handshake.remote,
+            connected_at: SystemTime::now(),
+            subscriptions: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn subscriptions_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn add_subscription(&self, id: &str, destination: &str) {
+        self.subscriptions_lock()
+            .insert(id.to_owned(), destination.to_owned());
+    }
+
+    pub(crate) fn remove_subscription(&self, id: &str) {
+        self.subscriptions_lock().remove(id);
+    }
+
+    /// `(subscription id, destination)` pairs.
+    pub fn subscriptions(&self) -> Vec<(String, String)> {
+        self.subscriptions_lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}

@@ -1,0 +1,130 @@
+//! `MessagingTemplate`, Spring's `SimpMessagingTemplate`: publish to a broker
+//! destination or to a user's sessions from any task, JSON by default.
+
+use super::handler::{HandlerError, Payload};
+use super::users::{UserRegistry, session_key};
+use crate::broker::Broker;
+use crate::broker::destination::{self, Route};
+use crate::stomp::Headers;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{0:?} is not a broker destination (configured broker prefixes: {1})")]
+    NotBrokerDestination(String, String),
+    #[error("user destination {0:?} must start with '/' and must not start with /user")]
+    BadUserDestination(String),
+    #[error("invalid destination: {0}")]
+    Destination(#[from] destination::DestinationError),
+    #[error("{0}")]
+    Payload(String),
+}
+
+impl From<HandlerError> for TemplateError {
+    fn from(error: HandlerError) -> Self {
+        TemplateError::Payload(error.message)
+    }
+}
+
+/// Cheap to clone; usable from any task.
+#[derive(Debug, Clone)]
+pub struct MessagingTemplate {
+    broker: Broker,
+    users: Arc<UserRegistry>,
+}
+
+fn headers_with_type(headers: &Headers, payload: &Payload) -> Headers {
+    let mut headers = headers.clone();
+    if headers.get("content-type").is_none() {
+        headers.push("content-type", payload.content_type.as_ref());
+    }
+    headers
+}
+
+impl MessagingTemplate {
+    pub fn new(broker: Broker, users: Arc<UserRegistry>) -> Self {
+        MessagingTemplate { broker, users }
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Serialises `payload` as JSON and publishes it; returns the number of deliveries.
+    pub fn convert_and_send<T: Serialize + ?Sized>(
+        &self,
+        destination: &str,
+        payload: &T,
+    ) -> Result<usize, TemplateError> {
+        self.send(destination, &Headers::new(), Payload::json(payload)?)
+    }
+
+    /// Publishes a ready payload with extra headers to a broker destination.
+    pub fn send(
+        &self,
+        destination: &str,
+        headers: &Headers,
+        payload: Payload,
+    ) -> Result<usize, TemplateError> {
+        destination::validate(destination)?;
+        if self.broker.prefixes().route(destination) != Route::Broker
+            || destination::is_pattern(destination)
+        {
+            return Err(TemplateError::NotBrokerDestination(
+                destination.to_owned(),
+                self.broker.prefixes().broker_prefixes().join(", "),
+            ));
+        }
+        let headers = headers_with_type(headers, &payload);
+        Ok(self.broker.publish(destination, &headers, payload.body))
+    }
+
+    /// Serialises `payload` as JSON and sends it to every session of `user` that
+    /// subscribed to `/user{destination}`; returns the number of deliveries.
+    pub fn convert_and_send_to_user<T: Serialize + ?Sized>(
+        &self,
+        user: &str,
+        destination: &str,
+        payload: &T,
+    ) -> Result<usize, TemplateError> {
+        self.send_to_user(user, destination, &Headers::new(), Payload::json(payload)?)
+    }
+
+    pub fn send_to_user(
+        &self,
+        user: &str,
+        destination: &str,
+        headers: &Headers,
+        payload: Payload,
+    ) -> Result<usize, TemplateError> {
+        let sessions = self.users.sessions_of(user);
+        let mut deliveries = 0;
+        for session in sessions {
+            deliveries += self.send_to_session(&session, destination, headers, payload.clone())?;
+        }
+        Ok(deliveries)
+    }
+
+    /// Sends to one session's `/user{destination}` subscriptions (`session` as clients see it).
+    pub fn send_to_session(
+        &self,
+        session: &str,
+        destination: &str,
+        headers: &Headers,
+        payload: Payload,
+    ) -> Result<usize, TemplateError> {
+        if !destination.starts_with('/') || destination.starts_with(super::users::USER_PREFIX) {
+            return Err(TemplateError::BadUserDestination(destination.to_owned()));
+        }
+        destination::validate(destination)?;
+        let shown = format!("{}{destination}", super::users::USER_PREFIX);
+        let headers = headers_with_type(headers, &payload);
+        Ok(self.broker.publish_to(
+            &session_key(session, destination),
+            &shown,
+            &headers,
+            payload.body,
+        ))
+    }
+}

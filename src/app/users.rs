@@ -1,0 +1,76 @@
+//! Which sessions belong to which user, for user destinations.
+
+use crate::broker::registry::SessionId;
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// The prefix of user destinations, as clients write them (`/user/queue/x`).
+pub const USER_PREFIX: &str = "/user";
+
+/// The broker key of a user destination resolved for one session: clients can
+/// never SEND to it directly, because `/user/...` SENDs are resolved by user name.
+pub fn session_key(session_id: &str, destination: &str) -> String {
+    format!("{USER_PREFIX}/{session_id}{destination}")
+}
+
+#[derive(Debug, Default)]
+pub struct UserRegistry {
+    sessions: RwLock<HashMap<String, Vec<(SessionId, String)>>>,
+}
+
+impl UserRegistry {
+    pub fn add(&self, user: &str, session: SessionId, session_id: &str) {
+        let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(user.to_owned())
+            .or_default()
+            .push((session, session_id.to_owned()));
+    }
+
+    pub fn remove(&self, user: &str, session: SessionId) {
+        let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = map.get_mut(user) {
+            list.retain(|(id, _)| *id != session);
+            if list.is_empty() {
+                map.remove(user);
+            }
+        }
+    }
+
+    /// Session ids (as clients see them) of `user`'s sessions.
+    pub fn sessions_of(&self, user: &str) -> Vec<String> {
+        let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(user)
+            .map(|list| list.iter().map(|(_, id)| id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn user_count(&self) -> usize {
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_come_and_go_per_user() {
+        let users = UserRegistry::default();
+        users.add("alice", 1, "00000001");
+        users.add("alice", 2, "00000002");
+        users.add("bob", 3, "00000003");
+        assert_eq!(users.sessions_of("alice"), ["00000001", "00000002"]);
+        users.remove("alice", 1);
+        assert_eq!(users.sessions_of("alice"), ["00000002"]);
+        users.remove("alice", 2);
+        assert!(users.sessions_of("alice").is_empty());
+        assert_eq!(users.user_count(), 1);
+        assert_eq!(
+            session_key("00000003", "/queue/x"),
+            "/user/00000003/queue/x"
+        );
+    }
+}
