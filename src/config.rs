@@ -37,6 +37,52 @@ pub struct Config {
     pub stomp: StompConfig,
     pub limits: LimitsConfig,
     pub websocket: WebSocketConfig,
+    pub api: ApiConfig,
+    pub demo: DemoConfig,
+    /// `[[route]]` tables: `/app` destinations forwarded without code.
+    #[serde(rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Bearer token required by the write endpoints (`POST /api/...`); empty = none required.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// The seeds' demo: `/app/v1/chat`, `/app/v1/chat/single`, `GET /v1/chat/http`, `GET /v1/chat/single`.
+    pub enabled: bool,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig { enabled: true }
+    }
+}
+
+/// Forwards SENDs to `/app{from}` to a broker destination or to the sender's user destination.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Destination below an app prefix, e.g. `/v1/echo`; `{name}` matches one segment.
+    pub from: String,
+    /// Broker destination; may use the `{name}` variables of `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// User destination of the sender, e.g. `/queue/echo` (delivered as `/user/queue/echo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_user: Option<String>,
+    /// With `to_user`: every session of the user (true) or only the sending one.
+    #[serde(default = "yes")]
+    pub all_sessions: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -109,7 +155,8 @@ pub struct LimitsConfig {
     pub max_transactions: usize,
     /// Subscriptions per session.
     pub max_subscriptions: usize,
-    /// Messages to `/app` handlers one session may have waiting.
+    /// Messages to `/app` handlers one session may have waiting before the
+    /// server stops reading from that client until its handlers catch up.
     pub max_pending_app_messages: usize,
 }
 
@@ -264,6 +311,43 @@ impl Config {
             ws.max_message_size,
             l.max_frame_size,
         )?;
+        for route in &self.routes {
+            crate::app::router::Template::parse(&route.from)
+                .map_err(|reason| invalid("route.from", reason))?;
+            match (&route.to, &route.to_user) {
+                (Some(to), None) => {
+                    let target = to.replace(['{', '}'], "");
+                    let owned = self
+                        .stomp
+                        .broker_prefixes
+                        .iter()
+                        .any(|p| target.starts_with(&format!("{p}/")));
+                    if !owned {
+                        return Err(invalid(
+                            "route.to",
+                            format!("{to:?} is not under a broker prefix"),
+                        ));
+                    }
+                }
+                (None, Some(to_user)) => {
+                    if !to_user.starts_with('/') || to_user.starts_with("/user") {
+                        return Err(invalid(
+                            "route.to_user",
+                            format!("{to_user:?} must start with '/' and not with /user"),
+                        ));
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        "route",
+                        format!(
+                            "route from {:?} needs exactly one of `to` and `to_user`",
+                            route.from
+                        ),
+                    ));
+                }
+            }
+        }
         for (index, interval) in self.stomp.heartbeat.iter().enumerate() {
             if *interval != 0 && *interval < 100 {
                 return Err(invalid(
@@ -363,6 +447,16 @@ mod tests {
             error.to_string().contains("also in stomp.broker_prefixes"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn routes_are_validated() {
+        let ok = "[[route]]\nfrom = \"/v1/echo/{id}\"\nto = \"/topic/echo/{id}\"\n";
+        assert_eq!(Config::parse(ok).unwrap().routes.len(), 1);
+        let error = Config::parse("[[route]]\nfrom = \"/v1/x\"\nto = \"/queue/x\"\n").unwrap_err();
+        assert!(error.to_string().starts_with("route.to"), "{error}");
+        let error = Config::parse("[[route]]\nfrom = \"/v1/x\"\n").unwrap_err();
+        assert!(error.to_string().contains("exactly one of"), "{error}");
     }
 
     #[test]

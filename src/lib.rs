@@ -14,6 +14,7 @@
 pub mod app;
 pub mod broker;
 pub mod config;
+pub mod demo;
 pub mod server;
 pub mod session;
 pub mod stomp;

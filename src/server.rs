@@ -9,7 +9,7 @@ use crate::broker::destination::Prefixes;
 use crate::config::Config;
 use crate::session::outbound::Outbound;
 use crate::session::{Session, SessionConfig};
-use crate::transport::websocket;
+use crate::transport::{http_api, websocket};
 use axum::Router;
 use axum::routing::get;
 use axum::serve::ListenerExt;
@@ -47,6 +47,12 @@ pub struct ServerState {
 
 impl ServerState {
     pub fn new(config: Config, app: AppBuilder) -> Self {
+        // Handlers registered in code come first and win over config routes and the demo.
+        let mut app = app;
+        crate::app::config_routes::register(&config.routes, &mut app);
+        if config.demo.enabled {
+            crate::demo::register(&mut app);
+        }
         let broker = Broker::with_interceptors(
             Prefixes::new(
                 config.stomp.app_prefixes.clone(),
@@ -100,8 +106,13 @@ pub fn router(state: Arc<ServerState>) -> Router {
     if !web_root.is_dir() {
         tracing::warn!(web_root = %web_root.display(), "web root is not a directory; only the WebSocket endpoint is served");
     }
-    Router::new()
+    let mut router = Router::new()
         .route(&state.config.stomp.endpoint, get(websocket::upgrade))
+        .merge(http_api::routes());
+    if state.config.demo.enabled {
+        router = router.merge(crate::demo::http_routes());
+    }
+    router
         .fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true))
         .with_state(state)
 }

@@ -137,7 +137,7 @@ async fn protocol_errors_end_only_the_offending_session() {
         ),
         (b"CONNECT\naccept-version:1.2\n\n\0COMMIT\ntransaction:nope\n\n\0", "unknown transaction \"nope\""),
         (b"CONNECT\naccept-version:1.2\n\n\0SEND\ndestination:/queue/x\n\nb\0", "destination \"/queue/x\" has no configured prefix"),
-        (b"CONNECT\naccept-version:1.2\n\n\0SEND\ndestination:/app/v1/chat\n\nb\0", "no handler for application destination \"/app/v1/chat\""),
+        (b"CONNECT\naccept-version:1.2\n\n\0SEND\ndestination:/app/no/such\n\nb\0", "no handler for application destination \"/app/no/such\""),
         (b"CONNECT\naccept-version:1.2\n\n\0CONNECT\naccept-version:1.2\n\n\0", "already connected"),
         (b"CONNECT\naccept-version:1.2\n\n\0SEND\ndestination:/topic/a\\q\n\n\0", "undefined escape \"\\\\q\""),
     ];

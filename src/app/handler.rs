@@ -3,6 +3,7 @@
 //! type-erased form the router stores.
 
 use super::session_info::SessionInfo;
+use super::template::MessagingTemplate;
 use crate::stomp::Headers;
 use bytes::Bytes;
 use serde::Serialize;
@@ -25,6 +26,8 @@ pub struct Message<T> {
     pub headers: Headers,
     /// The sender's session: id, user, handshake attributes.
     pub session: Arc<SessionInfo>,
+    /// Publishes from inside the handler (Spring's injected `SimpMessagingTemplate`).
+    pub template: MessagingTemplate,
 }
 
 /// A handler failure, handed to the exception handler (`@MessageExceptionHandler`).
@@ -168,6 +171,7 @@ pub struct Inbound {
     pub headers: Headers,
     pub body: Bytes,
     pub session: Arc<SessionInfo>,
+    pub template: MessagingTemplate,
 }
 
 pub type HandlerFuture =
@@ -195,6 +199,7 @@ where
                 vars: inbound.vars,
                 headers: inbound.headers,
                 session: inbound.session,
+                template: inbound.template,
             };
             handler(message).await?.into_payload()
         })

@@ -2,6 +2,7 @@
 //! destinations, `MessagingTemplate`, events and interceptors. [`AppBuilder`]
 //! collects them; the server turns it into the shared [`AppRuntime`].
 
+pub mod config_routes;
 pub mod directory;
 pub mod events;
 pub mod handler;

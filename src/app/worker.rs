@@ -40,9 +40,19 @@ impl AppWorker {
         AppWorker { jobs }
     }
 
-    /// Queues a job; false when the session already has `capacity` jobs waiting.
-    pub fn submit(&self, job: Job) -> bool {
-        self.jobs.try_send(job).is_ok()
+    /// Queues a job without waiting; hands it back when `capacity` jobs are waiting.
+    pub fn try_submit(&self, job: Job) -> Result<(), Box<Job>> {
+        match self.jobs.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(job)) => Err(Box::new(job)),
+            // The worker only stops when the session ends; nothing is left to run the job.
+            Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+        }
+    }
+
+    /// Queues a job, waiting for room.
+    pub async fn submit(&self, job: Job) {
+        let _ = self.jobs.send(job).await;
     }
 }
 

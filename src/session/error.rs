@@ -58,8 +58,6 @@ pub enum SessionError {
     Template(String),
     #[error("application handler failed: {0}")]
     Handler(String),
-    #[error("too many application messages waiting: a session may have {0} queued")]
-    AppQueueFull(usize),
     #[error("no subscribe mapping for application destination {0:?}")]
     NoSubscribeMapping(String),
     #[error("slow consumer: {0}")]

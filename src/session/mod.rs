@@ -100,6 +100,9 @@ pub struct Session {
     subscriptions: HashMap<String, (Subscribed, String)>,
     transactions: HashMap<String, Transaction>,
     worker: Option<AppWorker>,
+    /// Jobs that found the worker's queue full, in arrival order; the transport
+    /// stops reading until [`Session::wait_for_app`] has handed them over.
+    blocked: std::collections::VecDeque<Box<Job>>,
     ended: bool,
 }
 
@@ -148,6 +151,7 @@ impl Session {
             subscriptions: HashMap::new(),
             transactions: HashMap::new(),
             worker: None,
+            blocked: std::collections::VecDeque::new(),
             ended: false,
         }
     }
@@ -375,6 +379,7 @@ impl Session {
                     headers: frame.headers,
                     body: frame.body,
                     session: self.info.clone(),
+                    template: self.app.template.clone(),
                 };
                 self.submit(Job::Message {
                     mapping,
@@ -404,10 +409,29 @@ impl Session {
         let worker = self.worker.get_or_insert_with(|| {
             AppWorker::start(self.app.clone(), self.outbound.clone(), capacity)
         });
-        if worker.submit(job) {
-            Ok(())
-        } else {
-            Err(SessionError::AppQueueFull(capacity))
+        if !self.blocked.is_empty() {
+            self.blocked.push_back(Box::new(job));
+        } else if let Err(job) = worker.try_submit(job) {
+            self.blocked.push_back(job);
+        }
+        Ok(())
+    }
+
+    /// True when handler jobs wait for room: the transport must call
+    /// [`Session::wait_for_app`] before handing over the next frame.
+    pub fn is_waiting_for_app(&self) -> bool {
+        !self.blocked.is_empty()
+    }
+
+    /// Hands blocked jobs to the worker as it makes room (backpressure on a client
+    /// that sends to `/app` faster than its handlers run).
+    pub async fn wait_for_app(&mut self) {
+        let Some(worker) = &self.worker else {
+            self.blocked.clear();
+            return;
+        };
+        while let Some(job) = self.blocked.pop_front() {
+            worker.submit(*job).await;
         }
     }
 
@@ -487,6 +511,7 @@ impl Session {
                     headers: frame.headers.clone(),
                     body: frame.body.clone(),
                     session: self.info.clone(),
+                    template: self.app.template.clone(),
                 };
                 self.submit(Job::Subscribe {
                     mapping,
@@ -627,6 +652,7 @@ impl Session {
         }
         self.transactions.clear();
         self.outbound.close();
+        self.blocked.clear();
         self.worker = None;
         if self.connected.is_some() {
             if let Some(user) = &self.info.user {

@@ -1,3 +1,4 @@
-//! Transports: each carries sessions over one kind of connection.
+//! Transports: each carries sessions over one kind of connection, plus the HTTP API.
 
+pub mod http_api;
 pub mod websocket;

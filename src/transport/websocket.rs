@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
 
 /// STOMP subprotocols, newest first: the first one the client offers wins.
 const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
@@ -256,8 +257,14 @@ impl Writer {
     }
 }
 
-/// Feeds one WebSocket message to the decoder and the session.
-fn receive(decoder: &mut Decoder, session: &mut Session, data: &[u8]) -> Flow {
+/// Feeds one WebSocket message to the decoder and the session. Stops decoding
+/// while the session's handlers are behind, so a fast sender is slowed, not cut off.
+async fn receive(
+    decoder: &mut Decoder,
+    session: &mut Session,
+    data: &[u8],
+    shutdown: &CancellationToken,
+) -> Result<Flow, End> {
     decoder.feed(data);
     loop {
         match decoder.decode() {
@@ -267,12 +274,18 @@ fn receive(decoder: &mut Decoder, session: &mut Session, data: &[u8]) -> Flow {
                     decoder.set_version(version);
                 }
                 if flow == Flow::Close {
-                    return Flow::Close;
+                    return Ok(Flow::Close);
+                }
+                if session.is_waiting_for_app() {
+                    tokio::select! {
+                        _ = session.wait_for_app() => {}
+                        _ = shutdown.cancelled() => return Err(End::Shutdown),
+                    }
                 }
             }
             Ok(Some(Decoded::HeartBeat)) => {}
-            Ok(None) => return Flow::Continue,
-            Err(error) => return session.fail(&SessionError::Decode(error)),
+            Ok(None) => return Ok(Flow::Continue),
+            Err(error) => return Ok(session.fail(&SessionError::Decode(error))),
         }
     }
 }
@@ -337,12 +350,16 @@ async fn serve(
             }
             message = stream.next() => {
                 last_read = Instant::now();
-                let flow = match message {
-                    Some(Ok(Message::Text(text))) => receive(&mut decoder, session, text.as_bytes()),
-                    Some(Ok(Message::Binary(data))) => receive(&mut decoder, session, &data),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                let received = match message {
+                    Some(Ok(Message::Text(text))) => receive(&mut decoder, session, text.as_bytes(), &state.shutdown).await,
+                    Some(Ok(Message::Binary(data))) => receive(&mut decoder, session, &data, &state.shutdown).await,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(Flow::Continue),
                     Some(Ok(Message::Close(_))) | None => return End::ClientClosed,
                     Some(Err(error)) => return End::ReadFailed(error.to_string()),
+                };
+                let flow = match received {
+                    Ok(flow) => flow,
+                    Err(end) => return end,
                 };
                 if flow == Flow::Close {
                     return End::Session;

@@ -3,10 +3,14 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
+use stomphub::app::AppBuilder;
+use stomphub::app::template::MessagingTemplate;
 use stomphub::config::Config;
 use stomphub::server::{Server, ServerError, ShutdownHandle};
 use stomphub::stomp::{Command, Decoded, Decoder, Frame, Limits, Version, encode_to_vec};
@@ -30,6 +34,7 @@ pub fn default_config() -> Config {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub handle: ShutdownHandle,
+    pub template: MessagingTemplate,
     pub task: JoinHandle<Result<(), ServerError>>,
 }
 
@@ -39,14 +44,24 @@ impl TestServer {
     }
 
     pub async fn start_with(edit: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_with_app(edit, AppBuilder::new()).await
+    }
+
+    pub async fn start_with_app(edit: impl FnOnce(&mut Config), app: AppBuilder) -> TestServer {
         let mut config = default_config();
         edit(&mut config);
         config.validate().expect("test config is valid");
-        let server = Server::bind(config).await.expect("bind");
+        let server = Server::bind_with(config, app).await.expect("bind");
         let addr = server.local_addr();
         let handle = server.shutdown_handle();
+        let template = server.template();
         let task = tokio::spawn(server.run());
-        TestServer { addr, handle, task }
+        TestServer {
+            addr,
+            handle,
+            template,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -107,15 +122,20 @@ impl Client {
 
     /// Opens and completes CONNECT as a STOMP 1.2 client without heart-beats.
     pub async fn connect(url: &str) -> Client {
+        Client::connect_as(url, None).await
+    }
+
+    /// Like [`Client::connect`], sending `login` (the user name when `user_from_login` is on).
+    pub async fn connect_as(url: &str, login: Option<&str>) -> Client {
         let mut client = Client::open(url, &["v12.stomp"]).await;
-        client
-            .send(
-                Frame::new(Command::Connect)
-                    .header("accept-version", "1.2")
-                    .header("host", "localhost")
-                    .header("heart-beat", "0,0"),
-            )
-            .await;
+        let mut connect = Frame::new(Command::Connect)
+            .header("accept-version", "1.2")
+            .header("host", "localhost")
+            .header("heart-beat", "0,0");
+        if let Some(login) = login {
+            connect.headers.push("login", login);
+        }
+        client.send(connect).await;
         let connected = client.frame().await;
         assert_eq!(connected.command, Command::Connected, "{connected:?}");
         client

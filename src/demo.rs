@@ -1,0 +1,135 @@
+//! The seeds' demo (a Spring `GameInfoController`), written with the library API:
+//! `/app/v1/chat` -> `/topic/game_chat`, `/app/v1/chat/single` -> `/chat/single/{to}`,
+//! and the HTTP triggers `GET /v1/chat/http` and `GET /v1/chat/single`.
+
+use crate::app::AppBuilder;
+use crate::app::handler::{HandlerError, Json, Message};
+use crate::server::ServerState;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The seeds' `InMessage`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InMessage {
+    #[serde(default)]
+    pub from: String,
+    #[serde(default)]
+    pub to: String,
+    pub content: String,
+}
+
+/// The seeds' `OutMessage`: the content and when it was sent (ms since the epoch).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OutMessage {
+    pub content: String,
+    pub time: u64,
+}
+
+impl OutMessage {
+    pub fn new(content: impl Into<String>) -> Self {
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default();
+        OutMessage {
+            content: content.into(),
+            time,
+        }
+    }
+}
+
+pub const GAME_CHAT: &str = "/topic/game_chat";
+
+fn single_chat_destination(to: &str) -> Result<String, HandlerError> {
+    if to.is_empty()
+        || to.contains(['/', '*', '?', '{', '}'])
+        || to.chars().any(char::is_whitespace)
+    {
+        return Err(HandlerError::new(format!(
+            "`to` must be a user id, got {to:?}"
+        )));
+    }
+    Ok(format!("/chat/single/{to}"))
+}
+
+/// Registers the demo's `/app` handlers.
+pub fn register(app: &mut AppBuilder) {
+    app.message_mapping("/v1/chat", |message: Message<Json<InMessage>>| async move {
+        Ok(Json(OutMessage::new(message.payload.0.content)))
+    })
+    .send_to(GAME_CHAT);
+    app.message_mapping(
+        "/v1/chat/single",
+        |message: Message<Json<InMessage>>| async move {
+            let InMessage { from, to, content } = message.payload.0;
+            let destination = single_chat_destination(&to)?;
+            message
+                .template
+                .convert_and_send(
+                    &destination,
+                    &OutMessage::new(format!("{from} sent: {content}")),
+                )
+                .map_err(|e| HandlerError::new(e.to_string()))?;
+            Ok(())
+        },
+    );
+}
+
+#[derive(Debug, Deserialize)]
+struct Trigger {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    content: String,
+}
+
+fn publish(state: &ServerState, destination: &str, message: &OutMessage) -> Response {
+    match state.app.template.convert_and_send(destination, message) {
+        Ok(_) => axum::Json(message).into_response(),
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({ "error": error.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /v1/chat/http?from=&to=&content=`: publishes to `/topic/game_chat` and returns the message.
+async fn chat_http(
+    State(state): State<Arc<ServerState>>,
+    Query(trigger): Query<Trigger>,
+) -> Response {
+    publish(&state, GAME_CHAT, &OutMessage::new(trigger.content))
+}
+
+/// `GET /v1/chat/single?from=&to=&content=`: sends `"{from} sent: {content}"` to `/chat/single/{to}`.
+async fn chat_single(
+    State(state): State<Arc<ServerState>>,
+    Query(trigger): Query<Trigger>,
+) -> Response {
+    match single_chat_destination(&trigger.to) {
+        Ok(destination) => publish(
+            &state,
+            &destination,
+            &OutMessage::new(format!("{} sent: {}", trigger.from, trigger.content)),
+        ),
+        Err(error) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({ "error": error.message })),
+        )
+            .into_response(),
+    }
+}
+
+pub fn http_routes() -> Router<Arc<ServerState>> {
+    Router::new()
+        .route("/v1/chat/http", get(chat_http))
+        .route("/v1/chat/single", get(chat_single))
+}

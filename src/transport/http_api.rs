@@ -1,0 +1,236 @@
+//! The HTTP API: publish to a destination or a user (`POST`, bearer token when
+//! configured), and read stats and sessions (`GET`). Errors are JSON `{"error": ...}`.
+
+use crate::app::handler::{JSON, Payload, TEXT};
+use crate::server::ServerState;
+use crate::stomp::Headers;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::UNIX_EPOCH;
+
+#[derive(Debug, thiserror::Error)]
+enum ApiError {
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        };
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                "www-authenticate",
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// Compares in time independent of where the strings differ.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn authorize(state: &ServerState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let expected = &state.config.api.token;
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if same_secret(given.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
+/// `body` is sent as text when it is a JSON string, otherwise as JSON.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishRequest {
+    destination: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    body: serde_json::Value,
+    #[serde(default)]
+    content_type: Option<String>,
+}
+
+impl PublishRequest {
+    fn into_parts(self) -> Result<(String, Headers, Payload), ApiError> {
+        let (body, default_type) = match self.body {
+            serde_json::Value::String(text) => (text.into_bytes(), TEXT),
+            other => (
+                serde_json::to_vec(&other).map_err(|e| ApiError::BadRequest(e.to_string()))?,
+                JSON,
+            ),
+        };
+        let content_type = self
+            .content_type
+            .map(Cow::Owned)
+            .unwrap_or(Cow::Borrowed(default_type));
+        let headers: Headers = self.headers.into_iter().collect();
+        Ok((
+            self.destination,
+            headers,
+            Payload {
+                body: body.into(),
+                content_type,
+            },
+        ))
+    }
+}
+
+fn parse<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(value)| value).map_err(|rejection| {
+        ApiError::BadRequest(format!("invalid request body: {}", rejection.body_text()))
+    })
+}
+
+async fn publish(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Result<Json<PublishRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let (destination, headers, payload) = parse(body)?.into_parts()?;
+    let deliveries = state
+        .app
+        .template
+        .send(&destination, &headers, payload)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(Json(
+        serde_json::json!({ "destination": destination, "deliveries": deliveries }),
+    ))
+}
+
+async fn publish_to_user(
+    State(state): State<Arc<ServerState>>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<PublishRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let (destination, headers, payload) = parse(body)?.into_parts()?;
+    let deliveries = state
+        .app
+        .template
+        .send_to_user(&user, &destination, &headers, payload)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let sessions = state.app.users.sessions_of(&user).len();
+    Ok(Json(
+        serde_json::json!({ "user": user, "destination": destination, "sessions": sessions, "deliveries": deliveries }),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+struct Stats {
+    connections: usize,
+    sessions: usize,
+    users: usize,
+    messages_in: u64,
+    deliveries: u64,
+    subscriptions: BTreeMap<String, usize>,
+}
+
+async fn stats(State(state): State<Arc<ServerState>>) -> Json<Stats> {
+    let counters = state.broker().counters();
+    Json(Stats {
+        connections: state.connections.load(Ordering::Relaxed),
+        sessions: state.app.directory.len(),
+        users: state.app.users.user_count(),
+        messages_in: counters.messages_in.load(Ordering::Relaxed),
+        deliveries: counters.deliveries.load(Ordering::Relaxed),
+        subscriptions: state.broker().subscription_counts().into_iter().collect(),
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct SubscriptionView {
+    id: String,
+    destination: String,
+}
+
+#[derive(Debug, Serialize)]
+struct SessionView {
+    id: String,
+    user: Option<String>,
+    remote: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    connected_since: u64,
+    subscriptions: Vec<SubscriptionView>,
+    attributes: BTreeMap<String, String>,
+}
+
+async fn sessions(State(state): State<Arc<ServerState>>) -> Json<Vec<SessionView>> {
+    let list = state
+        .app
+        .directory
+        .list()
+        .into_iter()
+        .map(|info| SessionView {
+            id: info.id.clone(),
+            user: info.user.clone(),
+            remote: info.remote.map(|addr| addr.to_string()),
+            connected_since: info
+                .connected_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_default(),
+            subscriptions: info
+                .subscriptions()
+                .into_iter()
+                .map(|(id, destination)| SubscriptionView { id, destination })
+                .collect(),
+            attributes: info.attributes.clone(),
+        })
+        .collect();
+    Json(list)
+}
+
+pub fn routes() -> Router<Arc<ServerState>> {
+    Router::new()
+        .route("/api/publish", post(publish))
+        .route("/api/users/{user}/publish", post(publish_to_user))
+        .route("/api/stats", get(stats))
+        .route("/api/sessions", get(sessions))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(super::same_secret(b"abc", b"abc"));
+        assert!(!super::same_secret(b"abd", b"abc"));
+        assert!(!super::same_secret(b"ab", b"abc"));
+    }
+}
