@@ -2,7 +2,7 @@
 # Runs every test of stomphub on a fresh Debian machine: installs what the
 # tests need (apt packages, cargo-fuzz, npm packages), then runs format and
 # lint checks, unit/property/integration tests, end-to-end tests with the real
-# @stomp/stompjs client, and a bounded fuzzing run. Exits non-zero on the first failure.
+# @stomp/stompjs client in Node and headless Chromium, and a bounded fuzzing run. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,7 @@ need_apt cc build-essential
 need_apt curl curl
 need_apt node nodejs
 need_apt npm npm
+need_apt chromium chromium
 cargo --version
 rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || rustup component add rustfmt clippy
 
@@ -43,10 +44,15 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "unit, property and integration tests"
 cargo test --workspace --all-targets
 
-step "end-to-end: @stomp/stompjs in Node against the real binary"
+step "examples"
+cargo build --examples
+
+step "end-to-end: @stomp/stompjs in Node and the demo pages in headless Chromium"
+# The build script installs web/'s npm packages, which the demo pages import.
 cargo build --bin stomphub
 npm ci --prefix tests/node --no-audit --no-fund
 npm test --prefix tests/node
+echo "screenshots: $(ls test-output/*.png | tr '\n' ' ')"
 
 step "fuzz the decoder for ${FUZZ_SECONDS}s"
 if ! cargo fuzz --version >/dev/null 2>&1; then
