@@ -9,10 +9,10 @@ use crate::broker::destination::Prefixes;
 use crate::config::Config;
 use crate::session::outbound::Outbound;
 use crate::session::{Session, SessionConfig};
+use crate::transport::listener::{GuardedListener, RemoteAddr};
 use crate::transport::{http_api, websocket};
 use axum::Router;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -175,14 +175,8 @@ impl Server {
     pub async fn run(self) -> Result<(), ServerError> {
         let state = self.state;
         let shutdown = state.shutdown.clone();
-        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        // The writer batches and flushes once per batch itself; Nagle's
-        // algorithm on top would only add delayed-ACK stalls to every reply.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
+        let app = router(state.clone()).into_make_service_with_connect_info::<RemoteAddr>();
+        let listener = GuardedListener::new(self.listener, state.config.send_time_limit());
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

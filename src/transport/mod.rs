@@ -1,4 +1,5 @@
 //! Transports: each carries sessions over one kind of connection, plus the HTTP API.
 
 pub mod http_api;
+pub mod listener;
 pub mod websocket;

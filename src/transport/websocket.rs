@@ -8,6 +8,7 @@ use crate::server::ServerState;
 use crate::session::outbound::{Closed, Outgoing};
 use crate::session::{Flow, Session, SessionError, encode_outgoing, error_frame};
 use crate::stomp::{Decoded, Decoder, Version, encode};
+use crate::transport::listener::RemoteAddr;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Uri};
@@ -42,7 +43,7 @@ pub fn choose_subprotocol<'a>(
 /// `GET {endpoint}` with `Upgrade: websocket`.
 pub async fn upgrade(
     State(state): State<Arc<ServerState>>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
     uri: Uri,
     headers: HeaderMap,
     mut ws: WebSocketUpgrade,
