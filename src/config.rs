@@ -42,6 +42,55 @@ pub struct Config {
     /// `[[route]]` tables: `/app` destinations forwarded without code.
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
+    pub sse: SseConfig,
+    /// `[[history]]` tables: destinations that keep their last messages for replay.
+    #[serde(rename = "history")]
+    pub history: Vec<HistoryConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SseConfig {
+    /// Serve `GET /sse/subscribe` and `GET /sse/users/{user}`.
+    pub enabled: bool,
+    /// The `event:` field of message events; `"destination"` uses each message's destination.
+    pub event: String,
+    /// A `: ping` comment on a stream idle this long (below proxies' idle timeouts).
+    pub heartbeat_ms: u64,
+    /// The `retry:` advice: how long browsers wait before reconnecting.
+    pub retry_ms: u64,
+    /// Destinations one stream may ask for.
+    pub max_destinations: usize,
+}
+
+impl Default for SseConfig {
+    fn default() -> Self {
+        SseConfig {
+            enabled: true,
+            event: "message".into(),
+            heartbeat_ms: 15_000,
+            retry_ms: 3_000,
+            max_destinations: 16,
+        }
+    }
+}
+
+/// Keeps the last messages of matching broker destinations for replay.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// A destination or Ant pattern, e.g. `/topic/price/**`.
+    pub destination: String,
+    /// Messages kept per destination.
+    #[serde(default = "default_history_messages")]
+    pub max_messages: usize,
+    /// Also drop messages older than this; 0 keeps them until `max_messages` pushes them out.
+    #[serde(default)]
+    pub max_age_ms: u64,
+}
+
+fn default_history_messages() -> usize {
+    100
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -56,11 +105,17 @@ pub struct ApiConfig {
 pub struct DemoConfig {
     /// The seeds' demo: `/app/v1/chat`, `/app/v1/chat/single`, `GET /v1/chat/http`, `GET /v1/chat/single`.
     pub enabled: bool,
+    /// With `enabled`: publish demo prices to `/topic/price` this often (0 = never);
+    /// `/topic/price` then keeps its last 100 messages for replay.
+    pub price_feed_ms: u64,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { enabled: true }
+        DemoConfig {
+            enabled: true,
+            price_feed_ms: 1_000,
+        }
     }
 }
 
@@ -348,6 +403,16 @@ impl Config {
                 }
             }
         }
+        for rule in &self.history {
+            crate::broker::destination::Pattern::compile(&rule.destination)
+                .map_err(|error| invalid("history.destination", error.to_string()))?;
+            at_least("history.max_messages", rule.max_messages, 1)?;
+        }
+        at_least("sse.heartbeat_ms", self.sse.heartbeat_ms as usize, 100)?;
+        at_least("sse.max_destinations", self.sse.max_destinations, 1)?;
+        if self.sse.event.is_empty() || self.sse.event.contains(['\r', '\n']) {
+            return Err(invalid("sse.event", "must be a non-empty single line"));
+        }
         for (index, interval) in self.stomp.heartbeat.iter().enumerate() {
             if *interval != 0 && *interval < 100 {
                 return Err(invalid(
@@ -366,6 +431,29 @@ impl Config {
             max_header_line: self.limits.max_header_line,
             max_body_size: self.limits.max_body_size,
         }
+    }
+
+    /// History rules: the configured ones first, then the demo price feed's.
+    pub fn history_rules(&self) -> Result<Vec<crate::broker::history::HistoryRule>, ConfigError> {
+        let mut rules = Vec::with_capacity(self.history.len() + 1);
+        for rule in &self.history {
+            let max_age = (rule.max_age_ms > 0).then(|| Duration::from_millis(rule.max_age_ms));
+            rules.push(
+                crate::broker::history::HistoryRule::new(
+                    &rule.destination,
+                    rule.max_messages,
+                    max_age,
+                )
+                .map_err(|error| invalid("history.destination", error.to_string()))?,
+            );
+        }
+        if self.demo.enabled && self.demo.price_feed_ms > 0 {
+            rules.push(
+                crate::broker::history::HistoryRule::new(crate::demo::PRICE_TOPIC, 100, None)
+                    .map_err(|error| invalid("demo", error.to_string()))?,
+            );
+        }
+        Ok(rules)
     }
 
     pub fn send_time_limit(&self) -> Duration {

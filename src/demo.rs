@@ -45,6 +45,8 @@ impl OutMessage {
 }
 
 pub const GAME_CHAT: &str = "/topic/game_chat";
+/// Where the demo price feed publishes.
+pub const PRICE_TOPIC: &str = "/topic/price";
 
 fn single_chat_destination(to: &str) -> Result<String, HandlerError> {
     if to.is_empty()
@@ -132,4 +134,54 @@ pub fn http_routes() -> Router<Arc<ServerState>> {
     Router::new()
         .route("/v1/chat/http", get(chat_http))
         .route("/v1/chat/single", get(chat_single))
+}
+
+/// One tick of the demo price feed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PriceTick {
+    /// Counts up by one per tick, so a page can see a gap or a repeat.
+    pub tick: u64,
+    pub prices: std::collections::BTreeMap<String, f64>,
+}
+
+/// Publishes a random walk of a few prices to `/topic/price` every `every` until `stop` fires.
+pub async fn run_price_feed(
+    template: crate::app::template::MessagingTemplate,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut prices: Vec<(&str, f64)> = vec![
+        ("BTC", 64_000.0),
+        ("ETH", 3_200.0),
+        ("AAPL", 190.0),
+        ("TSLA", 240.0),
+    ];
+    // A small linear congruential generator: the feed needs variety, not randomness.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    for tick in 1.. {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        for (_, price) in prices.iter_mut() {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let step = ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 0.01;
+            *price = (*price * (1.0 + step) * 100.0).round() / 100.0;
+        }
+        let message = PriceTick {
+            tick,
+            prices: prices
+                .iter()
+                .map(|(name, price)| (name.to_string(), *price))
+                .collect(),
+        };
+        if let Err(error) = template.convert_and_send(PRICE_TOPIC, &message) {
+            tracing::warn!(%error, "price feed stopped");
+            return;
+        }
+    }
 }

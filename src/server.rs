@@ -6,6 +6,7 @@ use crate::app::template::MessagingTemplate;
 use crate::app::{AppBuilder, AppRuntime, AppSettings};
 use crate::broker::Broker;
 use crate::broker::destination::Prefixes;
+use crate::broker::history::History;
 use crate::config::Config;
 use crate::session::outbound::Outbound;
 use crate::session::{Session, SessionConfig};
@@ -53,12 +54,15 @@ impl ServerState {
         if config.demo.enabled {
             crate::demo::register(&mut app);
         }
-        let broker = Broker::with_interceptors(
+        // Validated with the rest of the config; an invalid rule cannot reach here.
+        let rules = config.history_rules().unwrap_or_default();
+        let broker = Broker::with_parts(
             Prefixes::new(
                 config.stomp.app_prefixes.clone(),
                 config.stomp.broker_prefixes.clone(),
             ),
             app.channel_interceptors(),
+            History::new(rules),
         );
         let limits = &config.limits;
         let session_config = Arc::new(SessionConfig {
@@ -111,6 +115,11 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .merge(http_api::routes());
     if state.config.demo.enabled {
         router = router.merge(crate::demo::http_routes());
+    }
+    if state.config.sse.enabled {
+        router = router
+            .route("/sse/subscribe", get(crate::transport::sse::subscribe))
+            .route("/sse/users/{user}", get(crate::transport::sse::user_stream));
     }
     router
         .fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true))
@@ -175,6 +184,15 @@ impl Server {
     pub async fn run(self) -> Result<(), ServerError> {
         let state = self.state;
         let shutdown = state.shutdown.clone();
+        let demo = &state.config.demo;
+        if demo.enabled && demo.price_feed_ms > 0 {
+            let every = Duration::from_millis(demo.price_feed_ms);
+            tokio::spawn(crate::demo::run_price_feed(
+                state.app.template.clone(),
+                every,
+                shutdown.clone(),
+            ));
+        }
         let app = router(state.clone()).into_make_service_with_connect_info::<RemoteAddr>();
         let listener = GuardedListener::new(self.listener, state.config.send_time_limit());
         axum::serve(listener, app)

@@ -2,18 +2,43 @@
 
 use super::session_info::SessionInfo;
 use crate::broker::registry::SessionId;
+use crate::session::outbound::{Outbound, Outgoing};
+use crate::session::{SessionError, error_frame};
+use crate::stomp::encoded_len_hint;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
+
+/// A session and a handle to end it.
+type Entry = (Arc<SessionInfo>, Weak<Outbound>);
 
 #[derive(Debug, Default)]
 pub struct SessionDirectory {
-    sessions: RwLock<HashMap<SessionId, Arc<SessionInfo>>>,
+    sessions: RwLock<HashMap<SessionId, Entry>>,
 }
 
 impl SessionDirectory {
-    pub fn add(&self, info: Arc<SessionInfo>) {
+    pub fn add(&self, info: Arc<SessionInfo>, outbound: Weak<Outbound>) {
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(info.numeric_id, info);
+        map.insert(info.numeric_id, (info, outbound));
+    }
+
+    /// Ends the session whose client-visible id is `id` with an ERROR saying why;
+    /// false when there is no such session.
+    pub fn close(&self, id: &str, reason: &str) -> bool {
+        let outbound = {
+            let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+            map.values()
+                .find(|(info, _)| info.id == id)
+                .and_then(|(_, outbound)| outbound.upgrade())
+        };
+        let Some(outbound) = outbound else {
+            return false;
+        };
+        let frame = error_frame(&SessionError::ClosedByServer(reason.to_owned()), None, None);
+        let size = encoded_len_hint(&frame);
+        outbound.push(Outgoing::Frame(frame), size);
+        outbound.close_after_flush();
+        true
     }
 
     pub fn remove(&self, session: SessionId) {
@@ -35,7 +60,7 @@ impl SessionDirectory {
     /// A snapshot, oldest session first.
     pub fn list(&self) -> Vec<Arc<SessionInfo>> {
         let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());
-        let mut list: Vec<_> = map.values().cloned().collect();
+        let mut list: Vec<_> = map.values().map(|(info, _)| info.clone()).collect();
         list.sort_by_key(|info| info.numeric_id);
         list
     }

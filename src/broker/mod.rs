@@ -2,6 +2,7 @@
 //! outbound queue. Publishing never waits for a subscriber.
 
 pub mod destination;
+pub mod history;
 pub mod registry;
 
 use crate::app::interceptor::{ChannelInterceptor, OutboundMessage};
@@ -9,6 +10,7 @@ use crate::session::outbound::Outgoing;
 use crate::stomp::{Headers, PreparedMessage};
 use bytes::Bytes;
 use destination::{DestinationError, Pattern, Prefixes};
+use history::History;
 use registry::{AckMode, Registry, Subscription};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +26,24 @@ const BROKER_HEADERS: [&str; 7] = [
     "content-length",
 ];
 
+fn delivery(message: &Arc<PreparedMessage>, subscription: &Subscription) -> Outgoing {
+    Outgoing::Delivery {
+        message: message.clone(),
+        subscription: subscription.id.clone(),
+        needs_ack: subscription.ack != AckMode::Auto,
+    }
+}
+
+fn push_history_gone(subscription: &Subscription) {
+    let notice = Outgoing::HistoryGone {
+        subscription: subscription.id.clone(),
+        destination: subscription.destination.clone(),
+    };
+    subscription
+        .outbound
+        .push(notice, 64 + subscription.destination.len());
+}
+
 /// Counters reported by the stats API.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -37,6 +57,7 @@ struct Inner {
     next_message_id: AtomicU64,
     counters: Counters,
     interceptors: Vec<Arc<dyn ChannelInterceptor>>,
+    history: History,
 }
 
 impl std::fmt::Debug for Inner {
@@ -56,13 +77,15 @@ pub struct Broker {
 
 impl Broker {
     pub fn new(prefixes: Prefixes) -> Self {
-        Broker::with_interceptors(prefixes, Vec::new())
+        Broker::with_parts(prefixes, Vec::new(), History::default())
     }
 
-    /// A broker whose published messages pass through `interceptors` once each, before fan-out.
-    pub fn with_interceptors(
+    /// A broker whose published messages pass through `interceptors` once each,
+    /// before fan-out, and whose destinations under `history` rules keep history.
+    pub fn with_parts(
         prefixes: Prefixes,
         interceptors: Vec<Arc<dyn ChannelInterceptor>>,
+        history: History,
     ) -> Self {
         Broker {
             inner: Arc::new(Inner {
@@ -71,6 +94,7 @@ impl Broker {
                 next_message_id: AtomicU64::new(1),
                 counters: Counters::default(),
                 interceptors,
+                history,
             }),
         }
     }
@@ -133,39 +157,105 @@ impl Broker {
     }
 
     fn fan_out(&self, key: &str, destination: &str, headers: &Headers, body: Bytes) -> usize {
-        let message_id = self.inner.next_message_id.fetch_add(1, Ordering::Relaxed);
-        let mut message_headers = Headers::with_capacity(headers.len() + 2);
-        message_headers.push("destination", destination);
-        message_headers.push("message-id", itoa::Buffer::new().format(message_id));
-        for (name, value) in headers.iter() {
-            if !BROKER_HEADERS.contains(&name) {
-                message_headers.push(name, value);
+        let build = |seq: Option<u64>| {
+            let message_id = self.inner.next_message_id.fetch_add(1, Ordering::Relaxed);
+            let mut message_headers = Headers::with_capacity(headers.len() + 3);
+            message_headers.push("destination", destination);
+            message_headers.push("message-id", itoa::Buffer::new().format(message_id));
+            if let Some(seq) = seq {
+                message_headers.push("seq", itoa::Buffer::new().format(seq));
             }
-        }
-        let message = Arc::new(PreparedMessage::new(message_headers, body));
-        let size = message.approximate_len();
-        let mut deliveries = 0;
-        self.inner
-            .registry
-            .for_each_subscriber(key, |subscription| {
-                let item = Outgoing::Delivery {
-                    message: message.clone(),
-                    subscription: subscription.id.clone(),
-                    needs_ack: subscription.ack != AckMode::Auto,
-                };
-                if subscription
-                    .outbound
-                    .push(item, size + subscription.id.len())
-                {
-                    deliveries += 1;
+            for (name, value) in headers.iter() {
+                let owned_by_broker =
+                    BROKER_HEADERS.contains(&name) || (seq.is_some() && name == "seq");
+                if !owned_by_broker {
+                    message_headers.push(name, value);
                 }
-            });
+            }
+            let message = PreparedMessage::new(message_headers, body.clone());
+            Arc::new(match seq {
+                Some(seq) => message.with_seq(seq),
+                None => message,
+            })
+        };
+        let deliveries = match self.inner.history.ring(key) {
+            // Under the destination's lock, so a replaying subscriber sees each
+            // message exactly once: in its replay or live, never both or neither.
+            Some(ring) => {
+                let mut ring = ring.lock().unwrap_or_else(|p| p.into_inner());
+                let message = ring.append(|seq| build(Some(seq)));
+                self.deliver(key, &message)
+            }
+            None => self.deliver(key, &build(None)),
+        };
         let counters = &self.inner.counters;
         counters.messages_in.fetch_add(1, Ordering::Relaxed);
         counters
             .deliveries
             .fetch_add(deliveries as u64, Ordering::Relaxed);
         deliveries
+    }
+
+    fn deliver(&self, key: &str, message: &Arc<PreparedMessage>) -> usize {
+        let size = message.approximate_len();
+        let mut deliveries = 0;
+        self.inner
+            .registry
+            .for_each_subscriber(key, |subscription| {
+                if subscription.outbound.push(
+                    delivery(message, subscription),
+                    size + subscription.id.len(),
+                ) {
+                    deliveries += 1;
+                }
+            });
+        deliveries
+    }
+
+    /// Registers `subscription` after queueing the history it missed since
+    /// sequence number `since` (exact destinations with history only). Returns
+    /// the destination's newest sequence number when it keeps history.
+    pub fn subscribe_replaying(
+        &self,
+        subscription: Arc<Subscription>,
+        since: Option<u64>,
+    ) -> Result<Option<u64>, DestinationError> {
+        let ring = if destination::is_pattern(&subscription.destination) {
+            None
+        } else {
+            self.inner.history.ring(&subscription.destination)
+        };
+        let Some(ring) = ring else {
+            if since.is_some() {
+                push_history_gone(&subscription);
+            }
+            self.subscribe(subscription)?;
+            return Ok(None);
+        };
+        destination::validate(&subscription.destination)?;
+        let mut ring = ring.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(since) = since {
+            let replay = ring.since(since);
+            if replay.gone {
+                push_history_gone(&subscription);
+            }
+            for (_, message) in &replay.messages {
+                let size = message.approximate_len() + subscription.id.len();
+                subscription
+                    .outbound
+                    .push(delivery(message, &subscription), size);
+            }
+        }
+        let head = ring.head();
+        self.inner.registry.insert(subscription, None);
+        Ok(Some(head))
+    }
+
+    /// The newest history sequence number of `destination`, if it keeps history.
+    pub fn history_head(&self, destination: &str) -> Option<u64> {
+        let ring = self.inner.history.ring(destination)?;
+        let head = ring.lock().unwrap_or_else(|p| p.into_inner()).head();
+        Some(head)
     }
 
     /// A fresh message id, for frames built outside `publish` (subscribe-mapping replies).

@@ -298,7 +298,9 @@ impl Session {
                 .users
                 .add(user, self.handshake.session, &self.info.id);
         }
-        self.app.directory.add(self.info.clone());
+        self.app
+            .directory
+            .add(self.info.clone(), Arc::downgrade(&self.outbound));
         self.emit(EventKind::Connect, Some(frame), None, None);
         let mut reply = Frame::new(Command::Connected)
             .header("version", version.as_str())
@@ -530,7 +532,15 @@ impl Session {
             ack,
             outbound: self.outbound.clone(),
         });
-        self.broker.subscribe(subscription.clone())?;
+        let since = match frame.get("since") {
+            None => None,
+            Some(text) => Some(
+                text.parse::<u64>()
+                    .map_err(|_| SessionError::BadSince(text.to_owned()))?,
+            ),
+        };
+        self.broker
+            .subscribe_replaying(subscription.clone(), since)?;
         self.track_subscription(frame, id, Subscribed::Broker(subscription), destination);
         Ok(Flow::Continue)
     }

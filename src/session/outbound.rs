@@ -19,6 +19,11 @@ pub enum Outgoing {
     },
     /// A control frame: CONNECTED, RECEIPT, ERROR.
     Frame(Frame),
+    /// A subscription asked for history that is no longer kept (or never was).
+    HistoryGone {
+        subscription: Arc<str>,
+        destination: Arc<str>,
+    },
 }
 
 /// Why the queue stopped accepting.

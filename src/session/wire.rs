@@ -1,13 +1,24 @@
 //! Turns queued outbound items into STOMP bytes in the session's protocol version.
 
 use super::outbound::Outgoing;
-use crate::stomp::{Version, encode};
+use crate::stomp::{Command, Frame, Version, encode};
 use bytes::BytesMut;
 
 /// Appends the encoding of `item` to `out`.
 pub fn encode_outgoing(item: &Outgoing, version: Version, out: &mut BytesMut) {
     match item {
         Outgoing::Frame(frame) => encode(frame, version, out),
+        Outgoing::HistoryGone {
+            subscription,
+            destination,
+        } => {
+            let notice = Frame::new(Command::Message)
+                .header("subscription", &**subscription)
+                .header("destination", &**destination)
+                .header("message-id", format!("history-gone-{subscription}"))
+                .header("history-gone", "true");
+            encode(&notice, version, out);
+        }
         Outgoing::Delivery {
             message,
             subscription,

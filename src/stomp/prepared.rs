@@ -11,6 +11,8 @@ use std::sync::OnceLock;
 pub struct PreparedMessage {
     headers: Headers,
     body: Bytes,
+    /// The destination's history sequence number, when it keeps history.
+    seq: Option<u64>,
     approximate_len: usize,
     /// Shared header lines, `content-length`, the blank line: one per version, built on first use.
     shared_block: [OnceLock<Bytes>; 3],
@@ -27,8 +29,19 @@ impl PreparedMessage {
                 + 1,
             headers,
             body,
+            seq: None,
             shared_block: Default::default(),
         }
+    }
+
+    /// Records the history sequence number (also sent as a `seq` header by the broker).
+    pub fn with_seq(mut self, seq: u64) -> Self {
+        self.seq = Some(seq);
+        self
+    }
+
+    pub fn seq(&self) -> Option<u64> {
+        self.seq
     }
 
     /// Size of one delivery without its per-delivery headers, before escaping:

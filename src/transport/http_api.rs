@@ -156,6 +156,8 @@ async fn publish_to_user(
 struct Stats {
     connections: usize,
     sessions: usize,
+    /// Sessions by transport (`websocket`, `sse`).
+    transports: BTreeMap<String, usize>,
     users: usize,
     messages_in: u64,
     deliveries: u64,
@@ -164,9 +166,19 @@ struct Stats {
 
 async fn stats(State(state): State<Arc<ServerState>>) -> Json<Stats> {
     let counters = state.broker().counters();
+    let mut transports = BTreeMap::new();
+    for info in state.app.directory.list() {
+        let transport = info
+            .attributes
+            .get("transport")
+            .cloned()
+            .unwrap_or_default();
+        *transports.entry(transport).or_default() += 1;
+    }
     Json(Stats {
         connections: state.connections.load(Ordering::Relaxed),
         sessions: state.app.directory.len(),
+        transports,
         users: state.app.users.user_count(),
         messages_in: counters.messages_in.load(Ordering::Relaxed),
         deliveries: counters.deliveries.load(Ordering::Relaxed),
@@ -217,12 +229,32 @@ async fn sessions(State(state): State<Arc<ServerState>>) -> Json<Vec<SessionView
     Json(list)
 }
 
+/// `DELETE /api/sessions/{id}`: ends a session of either transport (the seeds' `close/{userId}`).
+async fn close_session(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, Response> {
+    authorize(&state, &headers).map_err(IntoResponse::into_response)?;
+    if state
+        .app
+        .directory
+        .close(&id, "closed through the HTTP API")
+    {
+        Ok(Json(serde_json::json!({ "closed": id })))
+    } else {
+        let body = serde_json::json!({ "error": format!("no session {id:?}") });
+        Err((StatusCode::NOT_FOUND, Json(body)).into_response())
+    }
+}
+
 pub fn routes() -> Router<Arc<ServerState>> {
     Router::new()
         .route("/api/publish", post(publish))
         .route("/api/users/{user}/publish", post(publish_to_user))
         .route("/api/stats", get(stats))
         .route("/api/sessions", get(sessions))
+        .route("/api/sessions/{id}", axum::routing::delete(close_session))
 }
 
 #[cfg(test)]

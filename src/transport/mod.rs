@@ -1,5 +1,7 @@
 //! Transports: each carries sessions over one kind of connection, plus the HTTP API.
 
+pub mod handshake;
 pub mod http_api;
 pub mod listener;
+pub mod sse;
 pub mod websocket;

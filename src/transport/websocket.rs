@@ -2,7 +2,6 @@
 //! task per connection that reads frames into its [`Session`] and writes the
 //! session's outbound queue in batches, with heart-beats and timeouts.
 
-use crate::app::interceptor::HandshakeRequest;
 use crate::app::session_info::Handshake;
 use crate::server::ServerState;
 use crate::session::outbound::{Closed, Outgoing};
@@ -51,25 +50,10 @@ pub async fn upgrade(
     if state.shutdown.is_cancelled() {
         return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    let mut handshake = Handshake {
-        session: state.next_session_id(),
-        remote: Some(remote),
-        ..Handshake::default()
+    let handshake = match super::handshake::run(&state, &uri, &headers, remote, "websocket") {
+        Ok(handshake) => handshake,
+        Err(rejection) => return rejection.into_response(),
     };
-    let request = HandshakeRequest {
-        uri: &uri,
-        headers: &headers,
-        remote,
-    };
-    for interceptor in &state.app.handshake {
-        if let Err(rejection) = interceptor.before(&request, &mut handshake) {
-            tracing::info!(%remote, status = %rejection.status, reason = %rejection.message, "handshake rejected");
-            return (rejection.status, rejection.message).into_response();
-        }
-    }
-    for interceptor in &state.app.handshake {
-        interceptor.after(&request, &handshake);
-    }
     if let Some(protocol) = choose_subprotocol(ws.requested_protocols()) {
         ws.set_selected_protocol(HeaderValue::from_static(protocol));
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod sse;
 
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
@@ -28,6 +29,8 @@ pub fn default_config() -> Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("broker.toml");
     let mut config = Config::load(&path).expect("repository broker.toml is valid");
     config.server.bind = "127.0.0.1:0".parse().expect("address");
+    // The demo price feed would put unasked-for messages on /topic/** subscriptions.
+    config.demo.price_feed_ms = 0;
     config
 }
 

@@ -1,0 +1,397 @@
+//! Server-sent events: `GET /sse/subscribe?destination=...` and `GET /sse/users/{user}`.
+//!
+//! A stream is an ordinary [`Session`] fed a synthetic CONNECT and one SUBSCRIBE
+//! per destination, so limits, events, `/api/sessions` and the slow-consumer
+//! policy are the STOMP ones; only the writer differs: it encodes deliveries as
+//! `text/event-stream`. The event `id` lists, per destination, the last history
+//! sequence number sent (`12.0.7`), so one `Last-Event-ID` positions every
+//! destination of the stream for replay.
+
+use crate::broker::destination::{self, Route};
+use crate::server::ServerState;
+use crate::session::outbound::{Closed, Outgoing};
+use crate::session::{Flow, Session};
+use crate::stomp::{Command, Frame};
+use crate::transport::listener::RemoteAddr;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({ "error": message.into() });
+    (status, axum::Json(body)).into_response()
+}
+
+/// `Last-Event-ID` (header, or `last_event_id` in the query for pages that open a new EventSource).
+fn last_event_id(headers: &HeaderMap, query: &[(String, String)]) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            query
+                .iter()
+                .find(|(k, _)| k == "last_event_id")
+                .map(|(_, v)| v.clone())
+        })
+        .filter(|id| !id.is_empty())
+}
+
+/// Positions from a `Last-Event-ID`; `None` when it does not fit these destinations.
+fn parse_positions(id: &str, count: usize) -> Option<Vec<u64>> {
+    let positions: Vec<u64> = id
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    (positions.len() == count).then_some(positions)
+}
+
+pub async fn subscribe(
+    State(state): State<Arc<ServerState>>,
+    ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let query: Vec<(String, String)> =
+        match serde_urlencoded::from_str(uri.query().unwrap_or_default()) {
+            Ok(query) => query,
+            Err(error) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid query string: {error}"),
+                );
+            }
+        };
+    let destinations: Vec<String> = query
+        .iter()
+        .filter(|(key, _)| key == "destination")
+        .map(|(_, value)| value.clone())
+        .collect();
+    if destinations.is_empty() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "at least one `destination` query parameter is required",
+        );
+    }
+    if destinations.len() > state.config.sse.max_destinations {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a stream may have at most {} destinations (sse.max_destinations)",
+                state.config.sse.max_destinations
+            ),
+        );
+    }
+    for destination in &destinations {
+        if let Err(error) = destination::validate(destination) {
+            return refuse(StatusCode::BAD_REQUEST, error.to_string());
+        }
+        if state.broker().prefixes().route(destination) != Route::Broker {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{destination:?} is not a broker destination; SSE streams may read only those"
+                ),
+            );
+        }
+    }
+    let last_id = last_event_id(&headers, &query);
+    open(state, remote, uri, headers, None, destinations, last_id)
+}
+
+/// `GET /sse/users/{user}`: every `convert_and_send_to_user` message for `user`.
+pub async fn user_stream(
+    State(state): State<Arc<ServerState>>,
+    ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
+    Path(user): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if user.is_empty() || user.contains('/') {
+        return refuse(StatusCode::BAD_REQUEST, "invalid user name");
+    }
+    open(
+        state,
+        remote,
+        uri,
+        headers,
+        Some(user),
+        vec!["/user/**".to_owned()],
+        None,
+    )
+}
+
+fn open(
+    state: Arc<ServerState>,
+    remote: std::net::SocketAddr,
+    uri: Uri,
+    headers: HeaderMap,
+    user: Option<String>,
+    destinations: Vec<String>,
+    last_id: Option<String>,
+) -> Response {
+    if state.shutdown.is_cancelled() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    let mut handshake = match super::handshake::run(&state, &uri, &headers, remote, "sse") {
+        Ok(handshake) => handshake,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if user.is_some() {
+        handshake.user = user;
+    }
+    let mut session = state.new_session(handshake);
+    let connect = Frame::new(Command::Connect)
+        .header("accept-version", "1.2")
+        .header("heart-beat", "0,0");
+    let mut flow = session.handle(connect);
+    let since = last_id
+        .as_deref()
+        .map(|id| parse_positions(id, destinations.len()));
+    let mut positions = Vec::with_capacity(destinations.len());
+    for (index, destination) in destinations.iter().enumerate() {
+        if flow == Flow::Close {
+            break;
+        }
+        let mut subscribe = Frame::new(Command::Subscribe)
+            .header("id", index.to_string())
+            .header("destination", destination.clone());
+        if let Some(Some(from)) = &since {
+            subscribe.headers.push("since", from[index].to_string());
+        }
+        flow = session.handle(subscribe);
+        let head = state.broker().history_head(destination).unwrap_or(0);
+        positions.push(match &since {
+            Some(Some(from)) => from[index],
+            _ => head,
+        });
+    }
+    if flow == Flow::Close {
+        let reason =
+            first_error(&session).unwrap_or_else(|| "the stream could not be opened".into());
+        return refuse(StatusCode::BAD_REQUEST, reason);
+    }
+    tracing::info!(session = session.id(), %remote, "sse stream opened");
+    let settings = &state.config.sse;
+    let mut preamble = BytesMut::new();
+    preamble.put_slice(
+        format!(
+            "retry: {}\n: stomphub session {}\n\n",
+            settings.retry_ms,
+            session.id()
+        )
+        .as_bytes(),
+    );
+    // A Last-Event-ID that does not fit this stream cannot be resumed: say so for every destination.
+    if let Some(None) = since {
+        for destination in &destinations {
+            put_history_gone(destination, &mut preamble);
+        }
+    }
+    let stream = SseStream {
+        session,
+        positions,
+        event: settings.event.clone(),
+        heartbeat: Duration::from_millis(settings.heartbeat_ms),
+        shutdown: state.shutdown.clone(),
+        preamble: Some(preamble.freeze()),
+        batch: Vec::new(),
+        done: false,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(stream, SseStream::next_chunk));
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+fn first_error(session: &Session) -> Option<String> {
+    let mut items = Vec::new();
+    session.outbound().drain_into(&mut items);
+    items.into_iter().find_map(|item| match item {
+        Outgoing::Frame(frame) if frame.command == Command::Error => {
+            frame.get("message").map(str::to_owned)
+        }
+        _ => None,
+    })
+}
+
+struct SseStream {
+    session: Session,
+    positions: Vec<u64>,
+    event: String,
+    heartbeat: Duration,
+    shutdown: CancellationToken,
+    preamble: Option<Bytes>,
+    batch: Vec<Outgoing>,
+    done: bool,
+}
+
+/// Writes `data:` lines; every line break form (CRLF, LF, CR) starts a new line.
+fn put_data(body: &[u8], out: &mut BytesMut) {
+    let text = String::from_utf8_lossy(body);
+    let mut rest = text.as_ref();
+    loop {
+        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+        out.put_slice(b"data: ");
+        out.put_slice(&rest.as_bytes()[..end]);
+        out.put_u8(b'\n');
+        if end == rest.len() {
+            break;
+        }
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + skip..];
+    }
+}
+
+/// The event telling a page that messages it asked for are no longer kept.
+fn put_history_gone(destination: &str, out: &mut BytesMut) {
+    out.put_slice(b"event: history-gone\n");
+    put_data(
+        serde_json::json!({ "destination": destination })
+            .to_string()
+            .as_bytes(),
+        out,
+    );
+    out.put_u8(b'\n');
+}
+
+impl SseStream {
+    fn put_id(&self, out: &mut BytesMut) {
+        out.put_slice(b"id: ");
+        for (index, position) in self.positions.iter().enumerate() {
+            if index > 0 {
+                out.put_u8(b'.');
+            }
+            out.put_slice(itoa::Buffer::new().format(*position).as_bytes());
+        }
+        out.put_u8(b'\n');
+    }
+
+    fn encode(&mut self, item: &Outgoing, out: &mut BytesMut) {
+        match item {
+            Outgoing::Delivery {
+                message,
+                subscription,
+                ..
+            } => {
+                let index = subscription
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|i| *i < self.positions.len());
+                if let (Some(index), Some(seq)) = (index, message.seq()) {
+                    self.positions[index] = seq;
+                }
+                self.put_id(out);
+                let event = match self.event.as_str() {
+                    "destination" => message.headers().get("destination").unwrap_or("message"),
+                    name => name,
+                };
+                out.put_slice(b"event: ");
+                out.put_slice(event.as_bytes());
+                out.put_u8(b'\n');
+                put_data(message.body(), out);
+                out.put_u8(b'\n');
+            }
+            Outgoing::HistoryGone { destination, .. } => put_history_gone(destination, out),
+            Outgoing::Frame(frame) if frame.command == Command::Error => {
+                out.put_slice(b"event: error\n");
+                put_data(frame.get("message").unwrap_or_default().as_bytes(), out);
+                out.put_u8(b'\n');
+                self.done = true;
+            }
+            // CONNECTED and RECEIPT frames have no meaning on an event stream.
+            Outgoing::Frame(_) => {}
+        }
+    }
+
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, std::io::Error>, SseStream)> {
+        if let Some(preamble) = self.preamble.take() {
+            return Some((Ok(preamble), self));
+        }
+        if self.done {
+            return None;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => {
+                    self.done = true;
+                    return Some((Ok(Bytes::from_static(b"event: error\ndata: server shutting down\n\n")), self));
+                }
+                _ = self.session.outbound().ready() => {
+                    let closed = self.session.outbound().drain_into(&mut self.batch);
+                    let mut out = BytesMut::new();
+                    let batch = std::mem::take(&mut self.batch);
+                    for item in &batch {
+                        self.encode(item, &mut out);
+                    }
+                    self.batch = batch;
+                    self.batch.clear();
+                    match closed {
+                        Some(Closed::Overflow { limit }) => {
+                            tracing::warn!(session = self.session.id(), "slow SSE consumer disconnected: queue over {limit} bytes");
+                            let notice = format!("event: error\ndata: slow consumer: outbound queue went over {limit} bytes\n\n");
+                            out.put_slice(notice.as_bytes());
+                            self.done = true;
+                        }
+                        Some(Closed::Requested | Closed::Ended) => self.done = true,
+                        None => {}
+                    }
+                    if !out.is_empty() {
+                        return Some((Ok(out.freeze()), self));
+                    }
+                    if self.done {
+                        return None;
+                    }
+                }
+                _ = tokio::time::sleep(self.heartbeat) => {
+                    return Some((Ok(Bytes::from_static(b": ping\n\n")), self));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SseStream {
+    fn drop(&mut self) {
+        tracing::info!(session = self.session.id(), "sse stream closed");
+        self.session.end("event stream closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_break_starts_a_data_line() {
+        let mut out = BytesMut::new();
+        put_data(b"one\ntwo\r\nthree\rfour", &mut out);
+        assert_eq!(&out[..], b"data: one\ndata: two\ndata: three\ndata: four\n");
+        let mut out = BytesMut::new();
+        put_data(b"", &mut out);
+        assert_eq!(&out[..], b"data: \n");
+    }
+
+    #[test]
+    fn last_event_ids_must_fit_the_destinations() {
+        assert_eq!(parse_positions("12.0.7", 3), Some(vec![12, 0, 7]));
+        assert_eq!(parse_positions("12", 2), None);
+        assert_eq!(parse_positions("x", 1), None);
+    }
+}
