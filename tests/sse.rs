@@ -323,7 +323,7 @@ async fn sessions_of_both_transports_are_listed_and_can_be_closed_through_the_ap
     .await;
     assert_eq!(closed.status, 200);
     let (_, event, data) = stream.event().await;
-    assert_eq!(event, "error");
+    assert_eq!(event, "broker-error");
     assert!(data.contains("closed through the HTTP API"));
     assert_eq!(
         stream.next_within(Duration::from_secs(5)).await,

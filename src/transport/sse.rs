@@ -309,7 +309,7 @@ impl SseStream {
             }
             Outgoing::HistoryGone { destination, .. } => put_history_gone(destination, out),
             Outgoing::Frame(frame) if frame.command == Command::Error => {
-                out.put_slice(b"event: error\n");
+                out.put_slice(b"event: broker-error\n");
                 put_data(frame.get("message").unwrap_or_default().as_bytes(), out);
                 out.put_u8(b'\n');
                 self.done = true;
@@ -331,7 +331,7 @@ impl SseStream {
                 biased;
                 _ = self.shutdown.cancelled() => {
                     self.done = true;
-                    return Some((Ok(Bytes::from_static(b"event: error\ndata: server shutting down\n\n")), self));
+                    return Some((Ok(Bytes::from_static(b"event: broker-error\ndata: server shutting down\n\n")), self));
                 }
                 _ = self.session.outbound().ready() => {
                     let closed = self.session.outbound().drain_into(&mut self.batch);
@@ -345,7 +345,7 @@ impl SseStream {
                     match closed {
                         Some(Closed::Overflow { limit }) => {
                             tracing::warn!(session = self.session.id(), "slow SSE consumer disconnected: queue over {limit} bytes");
-                            let notice = format!("event: error\ndata: slow consumer: outbound queue went over {limit} bytes\n\n");
+                            let notice = format!("event: broker-error\ndata: slow consumer: outbound queue went over {limit} bytes\n\n");
                             out.put_slice(notice.as_bytes());
                             self.done = true;
                         }

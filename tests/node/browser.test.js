@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.js';
 import { startBroker } from './broker.js';
 
 const output = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test-output');
@@ -17,19 +17,7 @@ let base;
 before(async () => {
   broker = await startBroker();
   base = broker.url.replace('ws://', 'http://').replace('/endpoint-websocket', '');
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   mkdirSync(output, { recursive: true });
 });
 
