@@ -17,6 +17,8 @@ pub struct FanoutOptions {
     pub target: Target,
     pub destination: String,
     pub subscribers: usize,
+    /// Server-sent-events subscribers on the same destination, beside the STOMP ones.
+    pub sse_subscribers: usize,
     pub publishers: usize,
     /// Messages per publisher.
     pub messages: u64,
@@ -45,6 +47,7 @@ pub struct FanoutReport {
     pub scenario: &'static str,
     pub url: String,
     pub subscribers: usize,
+    pub sse_subscribers: usize,
     pub publishers: usize,
     pub body_size: usize,
     pub window: u64,
@@ -126,7 +129,46 @@ async fn start_subscribers(
         });
         tasks.push(SubscriberTask { received, handle });
     }
+    let authority = crate::sse_client::authority(&options.target.url)?;
+    for _ in 0..options.sse_subscribers {
+        let receiver = crate::sse_client::open(authority, &options.destination).await?;
+        let received = Arc::new(AtomicU64::new(0));
+        let stats = SubscriberStats::new(options.publishers, options.messages);
+        let handle = tokio::spawn(run_sse_subscriber(
+            receiver,
+            stats,
+            received.clone(),
+            stop.clone(),
+            base,
+        ));
+        tasks.push(SubscriberTask { received, handle });
+    }
     Ok(tasks)
+}
+
+async fn run_sse_subscriber(
+    mut receiver: crate::sse_client::SseReceiver,
+    mut stats: SubscriberStats,
+    received: Arc<AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+    base: Instant,
+) -> SubscriberStats {
+    loop {
+        // next_data is cancel-safe: it only changes state after bytes arrived.
+        let data = tokio::select! {
+            _ = stop.changed() => break,
+            data = receiver.next_data() => match data {
+                Ok(data) => data,
+                Err(error) => {
+                    eprintln!("SSE subscriber ended: {error}");
+                    break;
+                }
+            },
+        };
+        stats.record(&data, now_ns(base));
+        received.fetch_add(1, Ordering::Relaxed);
+    }
+    stats
 }
 
 fn slowest(counts: &[Arc<AtomicU64>]) -> u64 {
@@ -255,6 +297,7 @@ pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
         scenario: "fanout",
         url: options.target.url.clone(),
         subscribers: options.subscribers,
+        sse_subscribers: options.sse_subscribers,
         publishers: options.publishers,
         body_size: options.body_size,
         window: options.window,

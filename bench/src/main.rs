@@ -4,6 +4,7 @@
 mod client;
 mod fanout;
 mod procfs;
+mod sse_client;
 mod stats;
 
 use clap::{Args, Parser, Subcommand};
@@ -57,6 +58,9 @@ enum Scenario {
 struct FanoutArgs {
     #[arg(long, default_value_t = 100)]
     subscribers: usize,
+    /// Server-sent-events subscribers on the same destination (`GET /sse/subscribe`).
+    #[arg(long, default_value_t = 0)]
+    sse_subscribers: usize,
     #[arg(long, default_value_t = 1)]
     publishers: usize,
     /// Messages per publisher.
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             target,
             destination: args.destination,
             subscribers: args.subscribers,
+            sse_subscribers: args.sse_subscribers,
             publishers: args.publishers,
             messages: args.messages,
             body_size: args.body,
@@ -132,9 +137,10 @@ fn print_summary(report: &fanout::FanoutReport) {
     let d = &report.delivery;
     let l = &report.latency;
     eprintln!(
-        "fanout {} -> {} subscribers, {} B bodies, {}: {} published, {:.0} deliveries/s over {:.2} s",
+        "fanout {} -> {} STOMP + {} SSE subscribers, {} B bodies, {}: {} published, {:.0} deliveries/s over {:.2} s",
         report.publishers,
         report.subscribers,
+        report.sse_subscribers,
         report.body_size,
         report
             .offered_rate
