@@ -248,7 +248,7 @@ pub struct WebSocketConfig {
 impl Default for WebSocketConfig {
     fn default() -> Self {
         WebSocketConfig {
-            read_buffer_size: 16 * 1024,
+            read_buffer_size: 4 * 1024,
             write_buffer_size: 16 * 1024,
             max_message_size: 128 * 1024,
         }

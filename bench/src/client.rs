@@ -57,6 +57,27 @@ fn only_loopback(url: &str) -> Result<(), String> {
 
 /// Opens a WebSocket and completes CONNECT.
 pub async fn connect(target: &Target) -> Result<(Sender, Receiver), String> {
+    connect_from(target, None).await
+}
+
+async fn tcp_from(authority: &str, source: Option<std::net::IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(ip) = source else {
+        return TcpStream::connect(authority).await;
+    };
+    let remote = tokio::net::lookup_host(authority)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(ip, 0))?;
+    socket.connect(remote).await
+}
+
+/// Like [`connect`], from the local address `source` when given.
+pub async fn connect_from(
+    target: &Target,
+    source: Option<std::net::IpAddr>,
+) -> Result<(Sender, Receiver), String> {
     only_loopback(&target.url)?;
     let mut request = target
         .url
@@ -67,13 +88,19 @@ pub async fn connect(target: &Target) -> Result<(Sender, Receiver), String> {
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static("v12.stomp, v11.stomp, v10.stomp"),
     );
-    let (ws, _) = tokio::time::timeout(
-        HANDSHAKE_LIMIT,
-        tokio_tungstenite::connect_async_with_config(request, None, true),
-    )
-    .await
-    .map_err(|_| format!("{}: handshake timed out", target.url))?
-    .map_err(|e| format!("{}: {e}", target.url))?;
+    let authority = crate::sse_client::authority(&target.url)?;
+    let open = async {
+        let tcp = tcp_from(authority, source)
+            .await
+            .map_err(|e| format!("{authority}: {e}"))?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp))
+            .await
+            .map_err(|e| format!("{}: {e}", target.url))
+    };
+    let (ws, _) = tokio::time::timeout(HANDSHAKE_LIMIT, open)
+        .await
+        .map_err(|_| format!("{}: handshake timed out", target.url))??;
     let (sink, stream) = ws.split();
     let mut sender = Sender { sink };
     let limits = Limits {

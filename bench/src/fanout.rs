@@ -1,16 +1,18 @@
-//! The `fanout` scenario: N subscribers on one destination, P publishers at
-//! max rate (bounded in-flight window) or an offered rate; every phase bounded in time.
+//! The `fanout` scenario: N subscribers (STOMP, optionally also SSE) on one
+//! destination, P publishers at max rate (bounded in-flight window) or an offered
+//! rate; every phase bounded in time.
 
-use crate::client::{self, Receiver, Target};
-use crate::procfs::{self, Usage};
-use crate::stats::{self, Delivery, Latency, SubscriberStats};
+use crate::client::{self, Target};
+use crate::procfs;
+use crate::report::{ProcessFigures, figures};
+use crate::stats::{self, Delivery, Latency};
+use crate::subscribers::{self, now_ns, slowest};
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use stomphub::stomp::{Command, Frame};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone)]
 pub struct FanoutOptions {
@@ -36,13 +38,6 @@ pub struct FanoutOptions {
 }
 
 #[derive(Debug, Serialize)]
-pub struct ProcessFigures {
-    pub cpu_seconds: f64,
-    pub cores_used: f64,
-    pub rss_kib: u64,
-}
-
-#[derive(Debug, Serialize)]
 pub struct FanoutReport {
     pub scenario: &'static str,
     pub url: String,
@@ -62,123 +57,7 @@ pub struct FanoutReport {
     pub generator: ProcessFigures,
 }
 
-struct SubscriberTask {
-    received: Arc<AtomicU64>,
-    handle: JoinHandle<SubscriberStats>,
-}
-
-fn now_ns(base: Instant) -> u64 {
-    base.elapsed().as_nanos() as u64
-}
-
-async fn run_subscriber(
-    mut receiver: Receiver,
-    mut stats: SubscriberStats,
-    received: Arc<AtomicU64>,
-    mut stop: watch::Receiver<bool>,
-    base: Instant,
-) -> SubscriberStats {
-    loop {
-        // next_frame is cancel-safe: it only changes state after a message arrived.
-        let frame = tokio::select! {
-            _ = stop.changed() => break,
-            frame = receiver.next_frame() => match frame {
-                Ok(frame) => frame,
-                Err(error) => {
-                    eprintln!("subscriber connection ended: {error}");
-                    break;
-                }
-            },
-        };
-        if frame.command == Command::Message {
-            stats.record(&frame.body, now_ns(base));
-            received.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    stats
-}
-
-async fn start_subscribers(
-    options: &FanoutOptions,
-    stop: &watch::Receiver<bool>,
-    base: Instant,
-) -> Result<Vec<SubscriberTask>, String> {
-    let mut tasks = Vec::with_capacity(options.subscribers);
-    for index in 0..options.subscribers {
-        let (mut sender, mut receiver) = client::connect(&options.target).await?;
-        client::subscribe(
-            &mut sender,
-            &mut receiver,
-            &format!("bench-{index}"),
-            &options.destination,
-        )
-        .await?;
-        let received = Arc::new(AtomicU64::new(0));
-        let stats = SubscriberStats::new(options.publishers, options.messages);
-        let handle = tokio::spawn(run_subscriber(
-            receiver,
-            stats,
-            received.clone(),
-            stop.clone(),
-            base,
-        ));
-        // Keep the sending half open for the whole run; dropping it would close the socket.
-        tokio::spawn(async move {
-            let _keep = sender;
-            std::future::pending::<()>().await
-        });
-        tasks.push(SubscriberTask { received, handle });
-    }
-    let authority = crate::sse_client::authority(&options.target.url)?;
-    for _ in 0..options.sse_subscribers {
-        let receiver = crate::sse_client::open(authority, &options.destination).await?;
-        let received = Arc::new(AtomicU64::new(0));
-        let stats = SubscriberStats::new(options.publishers, options.messages);
-        let handle = tokio::spawn(run_sse_subscriber(
-            receiver,
-            stats,
-            received.clone(),
-            stop.clone(),
-            base,
-        ));
-        tasks.push(SubscriberTask { received, handle });
-    }
-    Ok(tasks)
-}
-
-async fn run_sse_subscriber(
-    mut receiver: crate::sse_client::SseReceiver,
-    mut stats: SubscriberStats,
-    received: Arc<AtomicU64>,
-    mut stop: watch::Receiver<bool>,
-    base: Instant,
-) -> SubscriberStats {
-    loop {
-        // next_data is cancel-safe: it only changes state after bytes arrived.
-        let data = tokio::select! {
-            _ = stop.changed() => break,
-            data = receiver.next_data() => match data {
-                Ok(data) => data,
-                Err(error) => {
-                    eprintln!("SSE subscriber ended: {error}");
-                    break;
-                }
-            },
-        };
-        stats.record(&data, now_ns(base));
-        received.fetch_add(1, Ordering::Relaxed);
-    }
-    stats
-}
-
-fn slowest(counts: &[Arc<AtomicU64>]) -> u64 {
-    counts
-        .iter()
-        .map(|c| c.load(Ordering::Relaxed))
-        .min()
-        .unwrap_or(0)
-}
-
+/// Publishes `options.messages` SENDs, paced by the offered rate or by the window.
 async fn publish(
     publisher: usize,
     options: Arc<FanoutOptions>,
@@ -222,7 +101,7 @@ async fn publish(
         sender.feed(&frame).await?;
         sent += 1;
         published_total.fetch_add(1, Ordering::Relaxed);
-        if sent % 32 == 0 {
+        if sent.is_multiple_of(32) {
             sender.flush().await?;
         }
     }
@@ -233,27 +112,39 @@ async fn publish(
     Ok(sent)
 }
 
-fn figures(before: Option<Usage>, after: Option<Usage>, seconds: f64) -> Option<ProcessFigures> {
-    let (before, after) = (before?, after?);
-    let cpu_seconds = after.cpu_seconds - before.cpu_seconds;
-    Some(ProcessFigures {
-        cpu_seconds,
-        cores_used: cpu_seconds / seconds.max(1e-9),
-        rss_kib: after.rss_kib,
-    })
-}
-
 pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
     let base = Instant::now();
     let (stop, stop_signal) = watch::channel(false);
-    let subscribers = tokio::time::timeout(
-        Duration::from_secs(120),
-        start_subscribers(&options, &stop_signal, base),
-    )
-    .await
-    .map_err(|_| "connecting subscribers took over 120 s".to_owned())??;
+    let destinations = vec![options.destination.clone(); options.subscribers];
+    let connect = async {
+        let mut tasks = subscribers::start_stomp(
+            &options.target,
+            &destinations,
+            options.publishers,
+            options.messages,
+            &stop_signal,
+            base,
+        )
+        .await?;
+        tasks.extend(
+            subscribers::start_sse(
+                &options.target,
+                &options.destination,
+                options.sse_subscribers,
+                options.publishers,
+                options.messages,
+                &stop_signal,
+                base,
+            )
+            .await?,
+        );
+        Ok::<_, String>(tasks)
+    };
+    let tasks = tokio::time::timeout(Duration::from_secs(120), connect)
+        .await
+        .map_err(|_| "connecting subscribers took over 120 s".to_owned())??;
     let counts: Arc<Vec<Arc<AtomicU64>>> =
-        Arc::new(subscribers.iter().map(|s| s.received.clone()).collect());
+        Arc::new(tasks.iter().map(|s| s.received.clone()).collect());
     let broker_pid = options.broker_pid.map(|pid| pid.to_string());
     let broker_before = broker_pid.as_deref().and_then(procfs::usage);
     let generator_before = procfs::usage("self");
@@ -283,12 +174,8 @@ pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
     let seconds = started.elapsed().as_secs_f64();
     let broker_after = broker_pid.as_deref().and_then(procfs::usage);
     let generator_after = procfs::usage("self");
-    let _ = stop.send(true);
-    let mut all_stats = Vec::with_capacity(subscribers.len());
-    for subscriber in subscribers {
-        all_stats.push(subscriber.handle.await.map_err(|e| e.to_string())?);
-    }
-    let (delivery, latency) = stats::summarise(&all_stats, &published);
+    let all_stats = subscribers::collect(stop, tasks).await?;
+    let (delivery, latency) = stats::summarise(&all_stats, |_, publisher| published[publisher]);
     let broker = figures(broker_before, broker_after, seconds);
     let broker_cpu_us_per_delivery = broker
         .as_ref()
@@ -309,10 +196,6 @@ pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
         latency,
         broker,
         broker_cpu_us_per_delivery,
-        generator: figures(generator_before, generator_after, seconds).unwrap_or(ProcessFigures {
-            cpu_seconds: 0.0,
-            cores_used: 0.0,
-            rss_kib: 0,
-        }),
+        generator: figures(generator_before, generator_after, seconds).unwrap_or_default(),
     })
 }

@@ -2,10 +2,14 @@
 //! Prints a readable summary and the full report as JSON.
 
 mod client;
+mod conns;
 mod fanout;
+mod p2p;
 mod procfs;
+mod report;
 mod sse_client;
 mod stats;
+mod subscribers;
 
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
@@ -52,6 +56,48 @@ struct TargetArgs {
 enum Scenario {
     /// N subscribers on one destination, P publishers.
     Fanout(FanoutArgs),
+    /// N users on their own destinations, P publishers to random users.
+    P2p(P2pArgs),
+    /// N idle connections with one subscription each, held for S seconds.
+    Conns(ConnsArgs),
+}
+
+#[derive(Args)]
+struct P2pArgs {
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    #[arg(long, default_value_t = 2)]
+    publishers: usize,
+    /// Messages per publisher.
+    #[arg(long, default_value_t = 200_000)]
+    messages: u64,
+    #[arg(long, default_value_t = 128)]
+    body: usize,
+    /// `{id}` becomes the user number (RabbitMQ: /topic/single.{id}).
+    #[arg(long, default_value = "/chat/single/{id}")]
+    destination_template: String,
+    /// Messages in flight over all publishers.
+    #[arg(long, default_value_t = 2048)]
+    window: u64,
+    #[arg(long, default_value_t = 60)]
+    max_seconds: u64,
+}
+
+#[derive(Args)]
+struct ConnsArgs {
+    #[arg(long, default_value_t = 10_000)]
+    connections: usize,
+    /// Connections being set up at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Client source addresses 127.0.0.1 ..= 127.0.0.N.
+    #[arg(long, default_value_t = 1)]
+    source_addresses: u8,
+    /// Seconds to hold the connections.
+    #[arg(long, default_value_t = 5)]
+    hold_seconds: u64,
+    #[arg(long, default_value = "/topic/idle")]
+    destination: String,
 }
 
 #[derive(Args)]
@@ -96,21 +142,58 @@ fn main() -> ExitCode {
         login: cli.target.login.clone(),
         passcode: cli.target.passcode.clone(),
     };
-    let result = match cli.scenario {
-        Scenario::Fanout(args) => runtime.block_on(fanout::run(fanout::FanoutOptions {
-            target,
-            destination: args.destination,
-            subscribers: args.subscribers,
-            sse_subscribers: args.sse_subscribers,
-            publishers: args.publishers,
-            messages: args.messages,
-            body_size: args.body,
-            window: args.window.max(1),
-            rate: args.rate,
-            max_duration: Duration::from_secs(args.max_seconds),
-            drain: Duration::from_secs(10),
-            broker_pid: cli.target.broker_pid,
-        })),
+    let broker_pid = cli.target.broker_pid;
+    let result: Result<serde_json::Value, String> = match cli.scenario {
+        Scenario::Fanout(args) => runtime
+            .block_on(fanout::run(fanout::FanoutOptions {
+                target,
+                destination: args.destination,
+                subscribers: args.subscribers,
+                sse_subscribers: args.sse_subscribers,
+                publishers: args.publishers,
+                messages: args.messages,
+                body_size: args.body,
+                window: args.window.max(1),
+                rate: args.rate,
+                max_duration: Duration::from_secs(args.max_seconds),
+                drain: Duration::from_secs(10),
+                broker_pid,
+            }))
+            .map(|report| {
+                print_fanout(&report);
+                serde_json::to_value(report).unwrap_or_default()
+            }),
+        Scenario::P2p(args) => runtime
+            .block_on(p2p::run(p2p::P2pOptions {
+                target,
+                destination_template: args.destination_template,
+                users: args.users.max(1),
+                publishers: args.publishers.max(1),
+                messages: args.messages,
+                body_size: args.body,
+                window: args.window.max(1),
+                max_duration: Duration::from_secs(args.max_seconds),
+                drain: Duration::from_secs(10),
+                broker_pid,
+            }))
+            .map(|report| {
+                print_p2p(&report);
+                serde_json::to_value(report).unwrap_or_default()
+            }),
+        Scenario::Conns(args) => runtime
+            .block_on(conns::run(conns::ConnsOptions {
+                target,
+                destination: args.destination,
+                connections: args.connections,
+                concurrency: args.concurrency,
+                source_addresses: args.source_addresses.max(1),
+                hold: Duration::from_secs(args.hold_seconds),
+                broker_pid,
+            }))
+            .map(|report| {
+                print_conns(&report);
+                serde_json::to_value(report).unwrap_or_default()
+            }),
     };
     let report = match result {
         Ok(report) => report,
@@ -119,7 +202,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    print_summary(&report);
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
     println!("{json}");
     if let Some(path) = cli.target.json
@@ -133,7 +215,68 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_summary(report: &fanout::FanoutReport) {
+fn print_latency(l: &stats::Latency) {
+    eprintln!(
+        "  latency us: p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}",
+        l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us
+    );
+}
+
+fn print_delivery(d: &stats::Delivery) {
+    eprintln!(
+        "  delivered {} of {}: lost {}, duplicates {}, reordered {}, malformed {}",
+        d.received, d.expected, d.lost, d.duplicates, d.reordered, d.malformed
+    );
+}
+
+fn print_p2p(report: &p2p::P2pReport) {
+    eprintln!(
+        "p2p {} publishers -> {} users, {} B bodies: {} published, {:.0} messages/s over {:.2} s",
+        report.publishers,
+        report.users,
+        report.body_size,
+        report.published,
+        report.messages_per_second,
+        report.seconds
+    );
+    print_delivery(&report.delivery);
+    print_latency(&report.latency);
+    if let Some(broker) = &report.broker {
+        eprintln!(
+            "  broker: {:.2} CPU s ({:.2} cores), RSS {} KiB",
+            broker.cpu_seconds, broker.cores_used, broker.rss_kib
+        );
+    }
+    eprintln!(
+        "  generator: {:.2} CPU s ({:.2} cores)",
+        report.generator.cpu_seconds, report.generator.cores_used
+    );
+}
+
+fn print_conns(report: &conns::ConnsReport) {
+    eprintln!(
+        "conns: {} of {} established in {:.2} s ({:.0}/s), {} failed{}",
+        report.established,
+        report.requested,
+        report.setup_seconds,
+        report.setups_per_second,
+        report.failures,
+        report
+            .first_failure
+            .as_ref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
+    );
+    if let (Some(before), Some(held), Some(each)) = (
+        report.broker_rss_before_kib,
+        report.broker_rss_held_kib,
+        report.broker_rss_per_connection_kib,
+    ) {
+        eprintln!("  broker RSS {before} KiB -> {held} KiB: {each:.1} KiB per connection");
+    }
+}
+
+fn print_fanout(report: &fanout::FanoutReport) {
     let d = &report.delivery;
     let l = &report.latency;
     eprintln!(
@@ -149,14 +292,8 @@ fn print_summary(report: &fanout::FanoutReport) {
         report.deliveries_per_second,
         report.seconds,
     );
-    eprintln!(
-        "  delivered {} of {}: lost {}, duplicates {}, reordered {}, malformed {}",
-        d.received, d.expected, d.lost, d.duplicates, d.reordered, d.malformed
-    );
-    eprintln!(
-        "  latency us: p50 {:.0}  p90 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}",
-        l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us
-    );
+    print_delivery(d);
+    print_latency(l);
     if let Some(broker) = &report.broker {
         eprintln!(
             "  broker: {:.2} CPU s ({:.2} cores), {:.3} us CPU per delivery, RSS {} KiB",

@@ -117,13 +117,18 @@ pub struct Latency {
     pub samples: u64,
 }
 
-/// Sums what the subscribers saw; `published[p]` is what publisher `p` sent.
-pub fn summarise(subscribers: &[SubscriberStats], published: &[u64]) -> (Delivery, Latency) {
+/// Sums what the subscribers saw; `expected(s, p)` is what subscriber `s` should
+/// have received from publisher `p`.
+pub fn summarise(
+    subscribers: &[SubscriberStats],
+    expected: impl Fn(usize, usize) -> u64,
+) -> (Delivery, Latency) {
     let mut delivery = Delivery::default();
     let mut latency = Histogram::<u64>::new_with_bounds(1_000, 120_000_000_000, 3).expect("bounds");
-    for subscriber in subscribers {
+    for (index, subscriber) in subscribers.iter().enumerate() {
         let mut faulty = subscriber.malformed > 0;
-        for (sequence, &sent) in subscriber.sequences.iter().zip(published) {
+        for (publisher, sequence) in subscriber.sequences.iter().enumerate() {
+            let sent = expected(index, publisher);
             delivery.expected += sent;
             delivery.lost += sent.saturating_sub(sequence.unique);
             delivery.duplicates += sequence.duplicates;
@@ -165,7 +170,7 @@ mod tests {
         for sequence in [0, 2, 1, 2, 4] {
             stats.record(body(0, sequence, 0, 16).as_bytes(), 5_000);
         }
-        let (delivery, _) = summarise(&[stats], &[5]);
+        let (delivery, _) = summarise(&[stats], |_, _| 5);
         assert_eq!(delivery.lost, 1, "3 never arrived");
         assert_eq!(delivery.duplicates, 1);
         assert_eq!(delivery.reordered, 1, "1 came after 2");
