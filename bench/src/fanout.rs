@@ -3,8 +3,7 @@
 //! rate; every phase bounded in time.
 
 use crate::client::{self, Target};
-use crate::procfs;
-use crate::report::{ProcessFigures, figures};
+use crate::report::{Measurement, ProcessFigures, join_publishers};
 use crate::stats::{self, Delivery, Latency};
 use crate::subscribers::{self, now_ns, slowest};
 use serde::Serialize;
@@ -145,12 +144,9 @@ pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
         .map_err(|_| "connecting subscribers took over 120 s".to_owned())??;
     let counts: Arc<Vec<Arc<AtomicU64>>> =
         Arc::new(tasks.iter().map(|s| s.received.clone()).collect());
-    let broker_pid = options.broker_pid.map(|pid| pid.to_string());
-    let broker_before = broker_pid.as_deref().and_then(procfs::usage);
-    let generator_before = procfs::usage("self");
+    let measurement = Measurement::start(options.broker_pid);
     let options = Arc::new(options);
     let published_total = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
     let publishers: Vec<_> = (0..options.publishers)
         .map(|p| {
             tokio::spawn(publish(
@@ -162,21 +158,15 @@ pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
             ))
         })
         .collect();
-    let mut published = Vec::with_capacity(publishers.len());
-    for publisher in publishers {
-        published.push(publisher.await.map_err(|e| e.to_string())??);
-    }
+    let published = join_publishers(publishers).await?;
     let total: u64 = published.iter().sum();
     let drain_deadline = Instant::now() + options.drain;
     while slowest(&counts) < total && Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let broker_after = broker_pid.as_deref().and_then(procfs::usage);
-    let generator_after = procfs::usage("self");
+    let (seconds, broker, generator) = measurement.finish();
     let all_stats = subscribers::collect(stop, tasks).await?;
     let (delivery, latency) = stats::summarise(&all_stats, |_, publisher| published[publisher]);
-    let broker = figures(broker_before, broker_after, seconds);
     let broker_cpu_us_per_delivery = broker
         .as_ref()
         .map(|b| b.cpu_seconds * 1e6 / delivery.received.max(1) as f64);
@@ -196,6 +186,6 @@ pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
         latency,
         broker,
         broker_cpu_us_per_delivery,
-        generator: figures(generator_before, generator_after, seconds).unwrap_or_default(),
+        generator,
     })
 }

@@ -3,8 +3,7 @@
 //! with a bounded in-flight window.
 
 use crate::client::{self, Target};
-use crate::procfs;
-use crate::report::{ProcessFigures, figures};
+use crate::report::{Measurement, ProcessFigures, join_publishers};
 use crate::stats::{self, Delivery, Latency};
 use crate::subscribers::{self, now_ns};
 use serde::Serialize;
@@ -50,18 +49,12 @@ pub struct P2pReport {
 async fn publish(
     publisher: usize,
     options: Arc<P2pOptions>,
+    destinations: Arc<Vec<String>>,
     received: Arc<Vec<Arc<AtomicU64>>>,
     published_total: Arc<AtomicU64>,
     base: Instant,
 ) -> Result<Vec<u64>, String> {
     let (mut sender, _receiver) = client::connect(&options.target).await?;
-    let destinations: Vec<String> = (0..options.users)
-        .map(|user| {
-            options
-                .destination_template
-                .replace("{id}", &user.to_string())
-        })
-        .collect();
     let mut sent_to = vec![0u64; options.users];
     // A per-publisher linear congruential generator: spread, repeatable, no dependency.
     let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ publisher as u64;
@@ -109,13 +102,15 @@ fn total(counts: &[Arc<AtomicU64>]) -> u64 {
 pub async fn run(options: P2pOptions) -> Result<P2pReport, String> {
     let base = Instant::now();
     let (stop, stop_signal) = watch::channel(false);
-    let destinations: Vec<String> = (0..options.users)
-        .map(|user| {
-            options
-                .destination_template
-                .replace("{id}", &user.to_string())
-        })
-        .collect();
+    let destinations: Arc<Vec<String>> = Arc::new(
+        (0..options.users)
+            .map(|user| {
+                options
+                    .destination_template
+                    .replace("{id}", &user.to_string())
+            })
+            .collect(),
+    );
     let expected_each = options.messages / options.users.max(1) as u64 + 1;
     let tasks = tokio::time::timeout(
         Duration::from_secs(120),
@@ -132,35 +127,28 @@ pub async fn run(options: P2pOptions) -> Result<P2pReport, String> {
     .map_err(|_| "connecting users took over 120 s".to_owned())??;
     let received: Arc<Vec<Arc<AtomicU64>>> =
         Arc::new(tasks.iter().map(|t| t.received.clone()).collect());
-    let broker_pid = options.broker_pid.map(|pid| pid.to_string());
-    let broker_before = broker_pid.as_deref().and_then(procfs::usage);
-    let generator_before = procfs::usage("self");
+    let measurement = Measurement::start(options.broker_pid);
     let options = Arc::new(options);
     let published_total = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
     let publishers: Vec<_> = (0..options.publishers)
         .map(|p| {
             tokio::spawn(publish(
                 p,
                 options.clone(),
+                destinations.clone(),
                 received.clone(),
                 published_total.clone(),
                 base,
             ))
         })
         .collect();
-    let mut sent: Vec<Vec<u64>> = Vec::with_capacity(publishers.len());
-    for publisher in publishers {
-        sent.push(publisher.await.map_err(|e| e.to_string())??);
-    }
+    let sent = join_publishers(publishers).await?;
     let published: u64 = sent.iter().flatten().sum();
     let drain_deadline = Instant::now() + options.drain;
     while total(&received) < published && Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let broker_after = broker_pid.as_deref().and_then(procfs::usage);
-    let generator_after = procfs::usage("self");
+    let (seconds, broker, generator) = measurement.finish();
     let all_stats = subscribers::collect(stop, tasks).await?;
     let (delivery, latency) = stats::summarise(&all_stats, |user, publisher| sent[publisher][user]);
     Ok(P2pReport {
@@ -175,7 +163,7 @@ pub async fn run(options: P2pOptions) -> Result<P2pReport, String> {
         messages_per_second: delivery.received as f64 / seconds,
         delivery,
         latency,
-        broker: figures(broker_before, broker_after, seconds),
-        generator: figures(generator_before, generator_after, seconds).unwrap_or_default(),
+        broker,
+        generator,
     })
 }

@@ -1,7 +1,8 @@
 //! Process figures for reports: CPU seconds, cores used and RSS over a phase.
 
-use crate::procfs::Usage;
+use crate::procfs::{self, Usage};
 use serde::Serialize;
+use std::time::Instant;
 
 #[derive(Debug, Serialize, Default)]
 pub struct ProcessFigures {
@@ -23,4 +24,45 @@ pub fn figures(
         cores_used: cpu_seconds / seconds.max(1e-9),
         rss_kib: after.rss_kib,
     })
+}
+
+/// CPU and RSS of the broker and of this generator over one measured phase.
+pub struct Measurement {
+    broker_pid: Option<String>,
+    broker_before: Option<Usage>,
+    generator_before: Option<Usage>,
+    started: Instant,
+}
+
+impl Measurement {
+    pub fn start(broker_pid: Option<u32>) -> Self {
+        let broker_pid = broker_pid.map(|pid| pid.to_string());
+        Measurement {
+            broker_before: broker_pid.as_deref().and_then(procfs::usage),
+            generator_before: procfs::usage("self"),
+            broker_pid,
+            started: Instant::now(),
+        }
+    }
+
+    /// Seconds since the start, and what the broker and the generator used.
+    pub fn finish(self) -> (f64, Option<ProcessFigures>, ProcessFigures) {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let broker_after = self.broker_pid.as_deref().and_then(procfs::usage);
+        let broker = figures(self.broker_before, broker_after, seconds);
+        let generator =
+            figures(self.generator_before, procfs::usage("self"), seconds).unwrap_or_default();
+        (seconds, broker, generator)
+    }
+}
+
+/// Waits for every publisher task and returns what each reported.
+pub async fn join_publishers<T>(
+    publishers: Vec<tokio::task::JoinHandle<Result<T, String>>>,
+) -> Result<Vec<T>, String> {
+    let mut results = Vec::with_capacity(publishers.len());
+    for publisher in publishers {
+        results.push(publisher.await.map_err(|e| e.to_string())??);
+    }
+    Ok(results)
 }

@@ -3,6 +3,7 @@
 
 use crate::client::{self, Receiver, Target};
 use crate::stats::SubscriberStats;
+use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -19,54 +20,50 @@ pub fn now_ns(base: Instant) -> u64 {
     base.elapsed().as_nanos() as u64
 }
 
-async fn run_stomp(
-    mut receiver: Receiver,
-    mut stats: SubscriberStats,
-    received: Arc<AtomicU64>,
-    mut stop: watch::Receiver<bool>,
-    base: Instant,
-) -> SubscriberStats {
-    loop {
-        // next_frame is cancel-safe: it only changes state after a message arrived.
-        let frame = tokio::select! {
-            _ = stop.changed() => break,
-            frame = receiver.next_frame() => match frame {
-                Ok(frame) => frame,
-                Err(error) => {
-                    eprintln!("subscriber connection ended: {error}");
-                    break;
-                }
-            },
-        };
-        if frame.command == Command::Message {
-            stats.record(&frame.body, now_ns(base));
-            received.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    stats
+/// Where a subscriber's message bodies come from: a STOMP connection or an SSE stream.
+pub trait BodySource: Send + 'static {
+    /// The next message body; `None` for something that is not a message.
+    /// Cancel-safe: state changes only after data arrived.
+    fn next_body(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<Option<Bytes>, String>> + Send;
 }
 
-async fn run_sse(
-    mut receiver: crate::sse_client::SseReceiver,
+impl BodySource for Receiver {
+    async fn next_body(&mut self) -> Result<Option<Bytes>, String> {
+        let frame = self.next_frame().await?;
+        Ok((frame.command == Command::Message).then_some(frame.body))
+    }
+}
+
+impl BodySource for crate::sse_client::SseReceiver {
+    async fn next_body(&mut self) -> Result<Option<Bytes>, String> {
+        self.next_data().await.map(|data| Some(Bytes::from(data)))
+    }
+}
+
+async fn run<S: BodySource>(
+    mut source: S,
     mut stats: SubscriberStats,
     received: Arc<AtomicU64>,
     mut stop: watch::Receiver<bool>,
     base: Instant,
 ) -> SubscriberStats {
     loop {
-        // next_data is cancel-safe: it only changes state after bytes arrived.
-        let data = tokio::select! {
+        let body = tokio::select! {
             _ = stop.changed() => break,
-            data = receiver.next_data() => match data {
-                Ok(data) => data,
+            body = source.next_body() => match body {
+                Ok(body) => body,
                 Err(error) => {
-                    eprintln!("SSE subscriber ended: {error}");
+                    eprintln!("subscriber ended: {error}");
                     break;
                 }
             },
         };
-        stats.record(&data, now_ns(base));
-        received.fetch_add(1, Ordering::Relaxed);
+        if let Some(body) = body {
+            stats.record(&body, now_ns(base));
+            received.fetch_add(1, Ordering::Relaxed);
+        }
     }
     stats
 }
@@ -92,13 +89,7 @@ pub async fn start_stomp(
         .await?;
         let received = Arc::new(AtomicU64::new(0));
         let stats = SubscriberStats::new(publishers, expected_per_publisher);
-        let handle = tokio::spawn(run_stomp(
-            receiver,
-            stats,
-            received.clone(),
-            stop.clone(),
-            base,
-        ));
+        let handle = tokio::spawn(run(receiver, stats, received.clone(), stop.clone(), base));
         // Keep the sending half open for the whole run; dropping it would close the socket.
         tokio::spawn(async move {
             let _keep = sender;
@@ -125,13 +116,7 @@ pub async fn start_sse(
         let receiver = crate::sse_client::open(authority, destination).await?;
         let received = Arc::new(AtomicU64::new(0));
         let stats = SubscriberStats::new(publishers, expected_per_publisher);
-        let handle = tokio::spawn(run_sse(
-            receiver,
-            stats,
-            received.clone(),
-            stop.clone(),
-            base,
-        ));
+        let handle = tokio::spawn(run(receiver, stats, received.clone(), stop.clone(), base));
         tasks.push(SubscriberTask { received, handle });
     }
     Ok(tasks)

@@ -318,6 +318,14 @@ impl Session {
         Ok(())
     }
 
+    /// The destination below its application prefix (`/app/v1/chat` -> `/v1/chat`).
+    fn app_path<'a>(&self, destination: &'a str) -> &'a str {
+        self.broker
+            .prefixes()
+            .app_path(destination)
+            .unwrap_or(destination)
+    }
+
     fn unknown_prefix(&self, destination: &str) -> SessionError {
         let prefixes = self.broker.prefixes();
         SessionError::UnknownPrefix {
@@ -337,11 +345,7 @@ impl Session {
         match self.broker.prefixes().route(destination) {
             Route::Broker => Ok(()),
             Route::App => {
-                let path = self
-                    .broker
-                    .prefixes()
-                    .app_path(destination)
-                    .unwrap_or(destination);
+                let path = self.app_path(destination);
                 match self.app.router.find_message(path) {
                     Some(_) => Ok(()),
                     None => Err(SessionError::NoHandler(destination.to_owned())),
@@ -364,12 +368,7 @@ impl Session {
                     .publish(&destination, &frame.headers, frame.body);
             }
             Route::App => {
-                let path = self
-                    .broker
-                    .prefixes()
-                    .app_path(&destination)
-                    .unwrap_or(&destination)
-                    .to_owned();
+                let path = self.app_path(&destination).to_owned();
                 let (mapping, vars) = self
                     .app
                     .router
@@ -497,11 +496,7 @@ impl Session {
                 session_key(&self.info.id, below)
             }
             Route::App => {
-                let path = self
-                    .broker
-                    .prefixes()
-                    .app_path(destination)
-                    .unwrap_or(destination);
+                let path = self.app_path(destination);
                 let (mapping, vars) = self
                     .app
                     .router

@@ -3,27 +3,20 @@
 // message reaches only user 2. Screenshots go to test-output/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { launchChromium } from './chromium.js';
-import { startBroker } from './broker.js';
+import { openBrowserSession, output } from './chromium.js';
 
-const output = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test-output');
-let broker;
+let session;
 let browser;
 let base;
 
 before(async () => {
-  broker = await startBroker();
-  base = broker.url.replace('ws://', 'http://').replace('/endpoint-websocket', '');
-  browser = await launchChromium();
-  mkdirSync(output, { recursive: true });
+  session = await openBrowserSession();
+  ({ browser, base } = session);
 });
 
 after(async () => {
-  await browser?.close();
-  assert.equal(await broker.stop(), 0);
+  assert.equal(await session.close(), 0, 'stomphub exits 0 on SIGTERM');
 });
 
 async function open(pathname) {

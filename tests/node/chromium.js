@@ -1,6 +1,14 @@
 // Launches Debian's Chromium through playwright-core, with the flags this
-// machine needs (no sandbox as root, no background traffic to the closed network).
+// machine needs (no sandbox as root, no background traffic to the closed network),
+// next to a freshly started broker.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { startBroker } from './broker.js';
+
+/** Where the browser tests save their screenshots. */
+export const output = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test-output');
 
 export function launchChromium() {
   return chromium.launch({
@@ -16,4 +24,21 @@ export function launchChromium() {
       '--disable-sync',
     ],
   });
+}
+
+/** A broker, a browser and the broker's HTTP base URL; `close()` resolves to the broker's exit code. */
+export async function openBrowserSession() {
+  const broker = await startBroker();
+  const base = broker.url.replace('ws://', 'http://').replace('/endpoint-websocket', '');
+  const browser = await launchChromium();
+  mkdirSync(output, { recursive: true });
+  return {
+    broker,
+    browser,
+    base,
+    async close() {
+      await browser.close();
+      return broker.stop();
+    },
+  };
 }

@@ -3,27 +3,20 @@
 // price in order, and the payment page shows "paid" when the HTTP API says so.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { launchChromium } from './chromium.js';
-import { startBroker } from './broker.js';
+import { openBrowserSession, output } from './chromium.js';
 
-const output = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../test-output');
-let broker;
+let session;
 let browser;
 let base;
 
 before(async () => {
-  broker = await startBroker();
-  base = broker.url.replace('ws://', 'http://').replace('/endpoint-websocket', '');
-  browser = await launchChromium();
-  mkdirSync(output, { recursive: true });
+  session = await openBrowserSession();
+  ({ browser, base } = session);
 });
 
 after(async () => {
-  await browser?.close();
-  assert.equal(await broker.stop(), 0);
+  assert.equal(await session.close(), 0, 'stomphub exits 0 on SIGTERM');
 });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
