@@ -55,6 +55,9 @@ pub struct Decoder {
     failed: Option<DecodeError>,
 }
 
+/// `UNSUBSCRIBE` and `DISCONNECT` are the longest commands.
+const LONGEST_COMMAND: usize = 11;
+
 type LineResult<'a, O> = IResult<&'a [u8], O, nom::error::Error<&'a [u8]>>;
 
 fn command_line(line: &[u8]) -> LineResult<'_, &[u8]> {
@@ -214,6 +217,25 @@ impl Decoder {
         }
     }
 
+    /// Refuses a command line as soon as it cannot become a command (a byte that is
+    /// not an upper-case letter, or more letters than the longest command), instead
+    /// of buffering garbage up to the line limit.
+    fn check_command_prefix(&self) -> Result<(), DecodeError> {
+        let window = &self.buf[..self.buf.len().min(LONGEST_COMMAND + 2)];
+        let line = match memchr::memchr(b'\n', window) {
+            Some(end) => &window[..end],
+            None => window,
+        };
+        let letters = strip_cr(line);
+        if letters.len() > LONGEST_COMMAND || !letters.iter().all(u8::is_ascii_uppercase) {
+            return Err(DecodeError::UnknownCommand {
+                command: printable_command(letters),
+                offset: self.consumed,
+            });
+        }
+        Ok(())
+    }
+
     fn idle(&mut self) -> Result<Option<Decoded>, DecodeError> {
         match self.buf.first() {
             None => return Ok(None),
@@ -235,6 +257,7 @@ impl Decoder {
             }
             Some(_) => {}
         }
+        self.check_command_prefix()?;
         let Some(end) = self.find_line_end(0)? else {
             return Ok(None);
         };

@@ -364,3 +364,26 @@ fn a_body_slice_shares_the_received_bytes() {
     let frame = one(b"SEND\ncontent-length:3\n\nabc\0");
     assert_eq!(frame.body, bytes::Bytes::from_static(b"abc"));
 }
+
+#[test]
+fn garbage_is_refused_at_once_not_at_the_line_limit() {
+    let mut decoder = Decoder::new(Limits::default());
+    decoder.feed(b"\x00\x01garbage");
+    assert!(matches!(
+        decoder.decode(),
+        Err(DecodeError::UnknownCommand { offset: 0, .. })
+    ));
+    let mut decoder = Decoder::new(Limits::default());
+    decoder.feed(b"SUBSCRIBEXYZ");
+    assert!(
+        matches!(decoder.decode(), Err(DecodeError::UnknownCommand { .. })),
+        "longer than any command"
+    );
+    let mut decoder = Decoder::new(Limits::default());
+    decoder.feed(b"UNSUBSCRIBE\r");
+    assert_eq!(
+        decoder.decode(),
+        Ok(None),
+        "a command waiting for its LF is fine"
+    );
+}
