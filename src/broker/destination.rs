@@ -134,6 +134,8 @@ enum Segment {
 pub struct Pattern {
     text: String,
     segments: Vec<Segment>,
+    /// No wildcards: matching is a string comparison, without allocating.
+    literal: bool,
 }
 
 impl Pattern {
@@ -146,6 +148,7 @@ impl Pattern {
         Ok(Pattern {
             text: text.to_owned(),
             segments,
+            literal: !is_pattern(text),
         })
     }
 
@@ -154,6 +157,9 @@ impl Pattern {
     }
 
     pub fn matches(&self, destination: &str) -> bool {
+        if self.literal {
+            return self.text == destination;
+        }
         let parts: Vec<&str> = destination.split('/').collect();
         match_segments(&self.segments, &parts)
     }
@@ -287,6 +293,13 @@ mod tests {
         assert!(matches("/topic/**", "/topic"));
         assert!(matches("/topic/**/end", "/topic/x/y/end"));
         assert!(!matches("/topic/**", "/chat/a"));
+    }
+
+    #[test]
+    fn a_pattern_without_wildcards_matches_only_itself() {
+        assert!(matches("/topic/price", "/topic/price"));
+        assert!(!matches("/topic/price", "/topic/price/btc"));
+        assert!(!matches("/topic/price", "/topic/pric"));
     }
 
     #[test]
