@@ -24,9 +24,9 @@ pub fn encode_outgoing(item: &Outgoing, version: Version, out: &mut BytesMut) {
             subscription,
             needs_ack,
         } => {
-            let message_id = message.headers().get("message-id").unwrap_or_default();
             if *needs_ack && version == Version::V1_2 {
                 // 1.2 clients ACK by the `ack` header; the message id is unique per message.
+                let message_id = message.headers().get("message-id").unwrap_or_default();
                 let own = [("subscription", &**subscription), ("ack", message_id)];
                 message.encode_for(version, &own, out);
             } else {

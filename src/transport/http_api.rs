@@ -23,6 +23,8 @@ enum ApiError {
     Unauthorized,
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl IntoResponse for ApiError {
@@ -30,6 +32,7 @@ impl IntoResponse for ApiError {
         let status = match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         };
         let mut response = (
             status,
@@ -234,8 +237,8 @@ async fn close_session(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, Response> {
-    authorize(&state, &headers).map_err(IntoResponse::into_response)?;
+) -> Result<Json<serde_json::Value>, ApiError> {
+    authorize(&state, &headers)?;
     if state
         .app
         .directory
@@ -243,8 +246,7 @@ async fn close_session(
     {
         Ok(Json(serde_json::json!({ "closed": id })))
     } else {
-        let body = serde_json::json!({ "error": format!("no session {id:?}") });
-        Err((StatusCode::NOT_FOUND, Json(body)).into_response())
+        Err(ApiError::NotFound(format!("no session {id:?}")))
     }
 }
 
