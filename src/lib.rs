@@ -15,6 +15,7 @@ pub mod app;
 pub mod broker;
 pub mod config;
 pub mod demo;
+pub mod security;
 pub mod server;
 pub mod session;
 pub mod stomp;

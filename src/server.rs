@@ -8,19 +8,27 @@ use crate::broker::Broker;
 use crate::broker::destination::Prefixes;
 use crate::broker::history::History;
 use crate::config::Config;
+use crate::security::connections::{Admission, ConnectionLimits};
+use crate::security::origin::OriginPolicy;
+use crate::security::{AccessRules, Authenticator};
 use crate::session::outbound::Outbound;
+use crate::session::outbound::QueueBudget;
 use crate::session::{Session, SessionConfig};
-use crate::transport::listener::{GuardedListener, RemoteAddr};
+use crate::transport::listener::{GuardedListener, ListenerSettings, RemoteAddr};
 use crate::transport::{http_api, websocket};
 use axum::Router;
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::services::ServeDir;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +40,9 @@ pub enum ServerError {
     },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    /// A file named by the configuration (key, certificate) could not be used.
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// What every connection shares.
@@ -43,11 +54,18 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     pub connections: AtomicUsize,
+    /// Caps on TCP connections; its counts feed `/api/stats`.
+    pub admission: Arc<Admission>,
+    pub origins: OriginPolicy,
+    /// Bytes queued for all sessions together, capped by `limits.max_queued_bytes_total`.
+    pub queued: Arc<QueueBudget>,
     next_session_id: AtomicU64,
 }
 
 impl ServerState {
-    pub fn new(config: Config, app: AppBuilder) -> Self {
+    /// Builds everything the configuration describes; fails on files it names
+    /// that cannot be used (JWT keys).
+    pub fn new(config: Config, app: AppBuilder) -> Result<Self, ServerError> {
         // Handlers registered in code come first and win over config routes and the demo.
         let mut app = app;
         crate::app::config_routes::register(&config.routes, &mut app);
@@ -70,20 +88,32 @@ impl ServerState {
             max_subscriptions: limits.max_subscriptions,
             max_transactions: limits.max_transactions,
             max_transaction_bytes: limits.max_transaction_bytes,
+            max_frames_per_second: limits.max_frames_per_second,
+            frame_burst: limits.frame_burst,
         });
         let settings = AppSettings {
             user_from_login: config.stomp.user_from_login,
             max_pending_app_messages: limits.max_pending_app_messages,
+            auth: Arc::new(Authenticator::new(&config.auth).map_err(ServerError::Setup)?),
+            access: Arc::new(AccessRules::new(&config.acl).map_err(ServerError::Setup)?),
         };
-        ServerState {
+        let admission = Admission::new(ConnectionLimits {
+            max_total: limits.max_connections,
+            max_per_ip: limits.max_connections_per_ip,
+            max_pending: limits.max_pending_handshakes,
+        });
+        Ok(ServerState {
             app: Arc::new(app.build(broker, settings)),
+            origins: OriginPolicy::new(&config.server.allowed_origins),
+            queued: QueueBudget::new(limits.max_queued_bytes_total),
             config,
             session_config,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             connections: AtomicUsize::new(0),
+            admission,
             next_session_id: AtomicU64::new(1),
-        }
+        })
     }
 
     pub fn broker(&self) -> &Broker {
@@ -95,7 +125,10 @@ impl ServerState {
     }
 
     pub fn new_session(&self, handshake: Handshake) -> Session {
-        let outbound = Arc::new(Outbound::new(self.config.limits.outbound_queue_bytes));
+        let outbound = Arc::new(Outbound::with_budget(
+            self.config.limits.outbound_queue_bytes,
+            self.queued.clone(),
+        ));
         Session::new(
             handshake,
             self.app.clone(),
@@ -110,26 +143,48 @@ pub fn router(state: Arc<ServerState>) -> Router {
     if !web_root.is_dir() {
         tracing::warn!(web_root = %web_root.display(), "web root is not a directory; only the WebSocket endpoint is served");
     }
-    let mut router = Router::new()
-        .route(&state.config.stomp.endpoint, get(websocket::upgrade))
-        .merge(http_api::routes());
-    if state.config.demo.enabled {
-        router = router.merge(crate::demo::http_routes());
-    }
+    // Browsers may read the API and SSE streams from the origins the WebSocket admits.
+    let mut cross_origin = http_api::routes();
     if state.config.sse.enabled {
-        router = router
+        cross_origin = cross_origin
             .route("/sse/subscribe", get(crate::transport::sse::subscribe))
             .route("/sse/users/{user}", get(crate::transport::sse::user_stream));
+    }
+    let mut router = Router::new()
+        .route(&state.config.stomp.endpoint, get(websocket::upgrade))
+        .merge(cross_origin.layer(cors(state.origins.clone())));
+    if state.config.demo.enabled {
+        router = router.merge(crate::demo::http_routes());
     }
     router
         .fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true))
         .with_state(state)
 }
 
+/// CORS answers for the origins `server.allowed_origins` admits.
+fn cors(origins: OriginPolicy) -> CorsLayer {
+    let allow = AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
+        let host = request.headers.get("host").and_then(|v| v.to_str().ok());
+        origin
+            .to_str()
+            .is_ok_and(|origin| origins.allows(origin, host))
+    });
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("last-event-id"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
 /// A bound, not yet running server.
 pub struct Server {
     listener: TcpListener,
     state: Arc<ServerState>,
+    tls: Option<TlsAcceptor>,
 }
 
 /// Triggers shutdown from anywhere (tests, signal handlers).
@@ -151,12 +206,21 @@ impl Server {
     /// A server running the handlers, listeners and interceptors of `app`.
     pub async fn bind_with(config: Config, app: AppBuilder) -> Result<Server, ServerError> {
         let addr = config.server.bind;
+        let tls = config
+            .server
+            .tls
+            .as_ref()
+            .map(crate::transport::tls::acceptor)
+            .transpose()
+            .map_err(ServerError::Setup)?;
+        let state = Arc::new(ServerState::new(config, app)?);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
         Ok(Server {
             listener,
-            state: Arc::new(ServerState::new(config, app)),
+            state,
+            tls,
         })
     }
 
@@ -194,7 +258,12 @@ impl Server {
             ));
         }
         let app = router(state.clone()).into_make_service_with_connect_info::<RemoteAddr>();
-        let listener = GuardedListener::new(self.listener, state.config.send_time_limit());
+        let listener = GuardedListener::new(
+            self.listener,
+            ListenerSettings::from_config(&state.config),
+            state.admission.clone(),
+            self.tls,
+        );
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await

@@ -61,7 +61,8 @@ async fn multi_line_bodies_become_several_data_lines() {
 
 #[tokio::test]
 async fn user_streams_carry_messages_sent_to_that_user() {
-    let server = TestServer::start().await;
+    // Names are claims here, as with STOMP `login`; tests/auth.rs opens user streams with tokens.
+    let server = TestServer::start_with(|config| config.stomp.user_from_login = true).await;
     let mut alice = SseClient::open(server.addr, "/sse/users/alice", None).await;
     let mut bob = SseClient::open(server.addr, "/sse/users/bob", None).await;
     for stream in [&mut alice, &mut bob] {

@@ -183,6 +183,10 @@ pub struct AppSettings {
     pub user_from_login: bool,
     /// Jobs one session may have waiting for its handlers.
     pub max_pending_app_messages: usize,
+    /// Checks CONNECT credentials.
+    pub auth: Arc<crate::security::Authenticator>,
+    /// `[[acl]]`: checked on SUBSCRIBE and SEND.
+    pub access: Arc<crate::security::AccessRules>,
 }
 
 /// Everything the application layer shares at run time.

@@ -2,6 +2,8 @@
 //! attributes, and its subscriptions (for events and the sessions API).
 
 use crate::broker::registry::SessionId;
+use crate::security::Identity;
+use crate::security::acl::Subject;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
@@ -14,8 +16,10 @@ pub struct Handshake {
     /// Spring's session attributes; the built-in interceptor records `sessionId`,
     /// `remoteAddress`, `userAgent` and `origin`.
     pub attributes: BTreeMap<String, String>,
-    /// The principal, when an interceptor resolved one.
+    /// The principal, when an interceptor or a handshake token resolved one.
     pub user: Option<String>,
+    /// The principal's roles, for `[[acl]]` rules.
+    pub roles: Vec<String>,
     pub remote: Option<SocketAddr>,
 }
 
@@ -25,6 +29,9 @@ pub struct SessionInfo {
     /// The id sent in CONNECTED and carried by every event.
     pub id: String,
     pub user: Option<String>,
+    pub roles: Vec<String>,
+    /// The user was proven (password, token, interceptor), not just claimed by `login`.
+    pub authenticated: bool,
     pub attributes: BTreeMap<String, String>,
     pub remote: Option<SocketAddr>,
     pub connected_at: SystemTime,
@@ -38,15 +45,26 @@ pub fn session_id_text(id: SessionId) -> String {
 }
 
 impl SessionInfo {
-    pub fn new(handshake: &Handshake, user: Option<String>) -> Self {
+    pub fn new(handshake: &Handshake, identity: Identity) -> Self {
         SessionInfo {
             numeric_id: handshake.session,
             id: session_id_text(handshake.session),
-            user,
+            user: identity.user,
+            roles: identity.roles,
+            authenticated: identity.authenticated,
             attributes: handshake.attributes.clone(),
             remote: handshake.remote,
             connected_at: SystemTime::now(),
             subscriptions: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Who the session is, as access rules see it.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            user: self.user.as_deref(),
+            roles: &self.roles,
+            authenticated: self.authenticated,
         }
     }
 

@@ -1,6 +1,8 @@
 //! Protocol errors a client can cause; each ends its session with an ERROR frame.
 
 use crate::broker::destination::DestinationError;
+use crate::security::AuthError;
+use crate::security::acl::AccessDenied;
 use crate::stomp::{Command, DecodeError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,4 +70,31 @@ pub enum SessionError {
     SlowConsumer(String),
     #[error("no CONNECT frame within {0} ms of the handshake")]
     ConnectTimeout(u128),
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    AccessDenied(#[from] AccessDenied),
+    #[error(
+        "rate limit: more than {per_second} frames per second (limits.max_frames_per_second, burst {burst})"
+    )]
+    RateLimited { per_second: u32, burst: u32 },
+}
+
+impl SessionError {
+    /// Errors that enforce a limit or a security rule, as opposed to protocol
+    /// mistakes: operators want these in the log at WARN, with the session.
+    pub fn is_policy(&self) -> bool {
+        matches!(
+            self,
+            SessionError::TooManySubscriptions(_)
+                | SessionError::TooManyTransactions(_)
+                | SessionError::TransactionTooLarge { .. }
+                | SessionError::SlowConsumer(_)
+                | SessionError::ConnectTimeout(_)
+                | SessionError::HeartBeatTimeout(_)
+                | SessionError::Auth(_)
+                | SessionError::AccessDenied(_)
+                | SessionError::RateLimited { .. }
+        ) || matches!(self, SessionError::Decode(error) if error.is_limit())
+    }
 }

@@ -22,6 +22,8 @@ use crate::app::worker::{AppWorker, Job};
 use crate::broker::Broker;
 use crate::broker::destination::{self, Route};
 use crate::broker::registry::{AckMode, Subscription};
+use crate::security::rate::TokenBucket;
+use crate::security::{Action, AuthError, Identity};
 use crate::stomp::{Command, Frame, Headers, Version, encoded_len_hint};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -35,6 +37,9 @@ pub struct SessionConfig {
     pub max_subscriptions: usize,
     pub max_transactions: usize,
     pub max_transaction_bytes: usize,
+    /// Token bucket for inbound frames; 0 frames per second = no limit.
+    pub max_frames_per_second: u32,
+    pub frame_burst: u32,
 }
 
 /// What the transport does after a frame.
@@ -103,6 +108,12 @@ pub struct Session {
     /// Jobs that found the worker's queue full, in arrival order; the transport
     /// stops reading until [`Session::wait_for_app`] has handed them over.
     blocked: std::collections::VecDeque<Box<Job>>,
+    /// The CONNECT credentials as the transport checked them, off the async
+    /// workers; without it, [`Session::handle`] checks them itself.
+    credentials: Option<Result<Option<Identity>, AuthError>>,
+    rate: Option<TokenBucket>,
+    /// The error that ended the session, if one did.
+    failure: Option<SessionError>,
     ended: bool,
 }
 
@@ -123,12 +134,12 @@ fn required<'a>(frame: &'a Frame, header: &'static str) -> Result<&'a str, Sessi
     })
 }
 
-/// Event headers never carry the passcode.
+/// Event headers never carry credentials.
 fn event_headers(frame: &Frame) -> Headers {
     frame
         .headers
         .iter()
-        .filter(|(name, _)| *name != "passcode")
+        .filter(|(name, _)| !matches!(*name, "passcode" | "Authorization" | "authorization"))
         .collect()
 }
 
@@ -139,7 +150,9 @@ impl Session {
         outbound: Arc<Outbound>,
         config: Arc<SessionConfig>,
     ) -> Self {
-        let info = Arc::new(SessionInfo::new(&handshake, handshake.user.clone()));
+        let info = Arc::new(SessionInfo::new(&handshake, Identity::anonymous()));
+        let rate = (config.max_frames_per_second > 0)
+            .then(|| TokenBucket::new(config.max_frames_per_second, config.frame_burst));
         Session {
             handshake,
             info,
@@ -152,6 +165,9 @@ impl Session {
             transactions: HashMap::new(),
             worker: None,
             blocked: std::collections::VecDeque::new(),
+            credentials: None,
+            rate,
+            failure: None,
             ended: false,
         }
     }
@@ -182,8 +198,34 @@ impl Session {
         self.subscriptions.len()
     }
 
+    /// True when `frame` is the CONNECT whose credentials must be checked; the
+    /// transport may check them with [`crate::security::Authenticator::connect_async`]
+    /// and hand the verdict over with [`Session::set_credentials`].
+    pub fn checks_credentials_of(&self, frame: &Frame) -> bool {
+        self.connected.is_none()
+            && self.handshake.user.is_none()
+            && matches!(frame.command, Command::Connect | Command::Stomp)
+    }
+
+    /// The error that ended the session, if one did.
+    pub fn failure(&self) -> Option<&SessionError> {
+        self.failure.as_ref()
+    }
+
+    pub fn set_credentials(&mut self, verdict: Result<Option<Identity>, AuthError>) {
+        self.credentials = Some(verdict);
+    }
+
     /// Handles one client frame.
     pub fn handle(&mut self, frame: Frame) -> Flow {
+        if let Some(bucket) = &mut self.rate
+            && !bucket.take(std::time::Instant::now())
+        {
+            return self.fail(&SessionError::RateLimited {
+                per_second: self.config.max_frames_per_second,
+                burst: self.config.frame_burst,
+            });
+        }
         let mut frame = frame;
         for interceptor in &self.app.channel {
             match interceptor.inbound(&self.info, frame) {
@@ -219,7 +261,18 @@ impl Session {
         offending: Option<Command>,
     ) -> Flow {
         self.reply(error_frame(error, receipt, offending));
-        tracing::debug!(session = %self.info.id, %error, "protocol error");
+        if error.is_policy() {
+            let remote = self
+                .handshake
+                .remote
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            let user = self.info.user.as_deref().unwrap_or_default();
+            tracing::warn!(session = %self.info.id, %remote, %user, %error, "session refused");
+        } else {
+            tracing::debug!(session = %self.info.id, %error, "protocol error");
+        }
+        self.failure.get_or_insert_with(|| error.clone());
         Flow::Close
     }
 
@@ -286,12 +339,8 @@ impl Session {
                 .ok_or_else(|| SessionError::BadHeartBeat(value.to_owned()))?,
         };
         let heartbeat = heartbeat::negotiate(client_heartbeat, self.config.heartbeat);
-        if self.handshake.user.is_none()
-            && self.app.settings.user_from_login
-            && let Some(login) = frame.get("login").filter(|login| !login.is_empty())
-        {
-            self.info = Arc::new(SessionInfo::new(&self.handshake, Some(login.to_owned())));
-        }
+        let identity = self.identify(frame)?;
+        self.info = Arc::new(SessionInfo::new(&self.handshake, identity));
         self.connected = Some(Connected { version, heartbeat });
         if let Some(user) = &self.info.user {
             self.app
@@ -318,6 +367,40 @@ impl Session {
         Ok(())
     }
 
+    /// Who the session is: the handshake's user (an interceptor or a token),
+    /// else the CONNECT credentials, else anonymous when allowed.
+    fn identify(&mut self, frame: &Frame) -> Result<Identity, SessionError> {
+        if let Some(user) = &self.handshake.user {
+            return Ok(Identity::verified(
+                user.clone(),
+                self.handshake.roles.clone(),
+            ));
+        }
+        let auth = &self.app.settings.auth;
+        let verdict = match self.credentials.take() {
+            Some(verdict) => verdict,
+            None => auth.connect(&frame.headers),
+        };
+        match verdict? {
+            Some(identity) => Ok(identity),
+            None if !auth.allows_anonymous() => Err(AuthError::Required.into()),
+            None => Ok(match frame.get("login").filter(|login| !login.is_empty()) {
+                Some(login) if self.app.settings.user_from_login => {
+                    Identity::claimed(login.to_owned())
+                }
+                _ => Identity::anonymous(),
+            }),
+        }
+    }
+
+    fn check_access(&self, action: Action, destination: &str) -> Result<(), SessionError> {
+        self.app
+            .settings
+            .access
+            .check(action, destination, self.info.subject())
+            .map_err(SessionError::from)
+    }
+
     /// The destination below its application prefix (`/app/v1/chat` -> `/v1/chat`).
     fn app_path<'a>(&self, destination: &'a str) -> &'a str {
         self.broker
@@ -342,6 +425,7 @@ impl Session {
         if destination::is_pattern(destination) {
             return Err(SessionError::PatternSend(destination.to_owned()));
         }
+        self.check_access(Action::Send, destination)?;
         match self.broker.prefixes().route(destination) {
             Route::Broker => Ok(()),
             Route::App => {
@@ -478,6 +562,7 @@ impl Session {
             }
         };
         destination::validate(destination)?;
+        self.check_access(Action::Subscribe, destination)?;
         if self.subscriptions.contains_key(id) {
             return Err(SessionError::DuplicateSubscription(id.to_owned()));
         }

@@ -13,6 +13,8 @@ fn config() -> Arc<SessionConfig> {
         max_subscriptions: 4,
         max_transactions: 2,
         max_transaction_bytes: 1024,
+        max_frames_per_second: 0,
+        frame_burst: 0,
     })
 }
 
@@ -24,6 +26,8 @@ fn app_with(builder: AppBuilder) -> Arc<AppRuntime> {
     let settings = AppSettings {
         user_from_login: true,
         max_pending_app_messages: 4,
+        auth: Arc::default(),
+        access: Arc::default(),
     };
     Arc::new(builder.build(broker, settings))
 }

@@ -60,6 +60,17 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// True for a configured size limit, as opposed to a malformed frame.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            DecodeError::FrameTooLarge { .. }
+                | DecodeError::LineTooLong { .. }
+                | DecodeError::TooManyHeaders { .. }
+                | DecodeError::BodyTooLarge { .. }
+        )
+    }
+
     /// Stream offset the error points at.
     pub fn offset(&self) -> u64 {
         match self {

@@ -1,12 +1,14 @@
-//! Runs the handshake interceptor chain for any transport's opening request.
+//! The opening request of any transport: the origin check, a bearer token from
+//! the query string or `Authorization` header, then the interceptor chain.
 
 use crate::app::interceptor::{HandshakeRequest, Rejection};
 use crate::app::session_info::Handshake;
 use crate::server::ServerState;
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use std::net::SocketAddr;
 
-/// Assigns a session id and runs every interceptor; a rejection is the HTTP answer to give.
+/// Checks the origin and any bearer token, assigns a session id and runs every
+/// interceptor; a rejection is the HTTP answer to give.
 pub fn run(
     state: &ServerState,
     uri: &Uri,
@@ -14,6 +16,11 @@ pub fn run(
     remote: SocketAddr,
     transport: &str,
 ) -> Result<Handshake, Rejection> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(message) = state.origins.check(header("origin"), header("host")) {
+        tracing::warn!(%remote, %transport, reason = %message, "handshake refused");
+        return Err(Rejection::new(StatusCode::FORBIDDEN, message));
+    }
     let mut handshake = Handshake {
         session: state.next_session_id(),
         remote: Some(remote),
@@ -27,6 +34,19 @@ pub fn run(
         headers,
         remote,
     };
+    let auth = &state.app.settings.auth;
+    let query_token = request.query(auth.query_parameter());
+    match auth.handshake(query_token.as_deref(), header("authorization")) {
+        Ok(Some(identity)) => {
+            handshake.user = identity.user;
+            handshake.roles = identity.roles;
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(%remote, %transport, reason = %error, "handshake refused");
+            return Err(Rejection::new(StatusCode::UNAUTHORIZED, error.to_string()));
+        }
+    }
     for interceptor in &state.app.handshake {
         if let Err(rejection) = interceptor.before(&request, &mut handshake) {
             tracing::info!(%remote, status = %rejection.status, reason = %rejection.message, "handshake rejected");

@@ -157,7 +157,14 @@ async fn publish_to_user(
 
 #[derive(Debug, Serialize)]
 struct Stats {
+    /// STOMP-over-WebSocket sessions.
     connections: usize,
+    /// Open TCP connections of every kind, and those still before their first request.
+    tcp_connections: usize,
+    pending_handshakes: usize,
+    /// Bytes waiting in all outbound queues, and their cap.
+    queued_bytes: usize,
+    max_queued_bytes_total: usize,
     sessions: usize,
     /// Sessions by transport (`websocket`, `sse`).
     transports: BTreeMap<String, usize>,
@@ -180,6 +187,10 @@ async fn stats(State(state): State<Arc<ServerState>>) -> Json<Stats> {
     }
     Json(Stats {
         connections: state.connections.load(Ordering::Relaxed),
+        tcp_connections: state.admission.open(),
+        pending_handshakes: state.admission.pending(),
+        queued_bytes: state.queued.used(),
+        max_queued_bytes_total: state.queued.limit(),
         sessions: state.app.directory.len(),
         transports,
         users: state.app.users.user_count(),

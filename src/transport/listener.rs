@@ -1,48 +1,181 @@
-//! The TCP listener every transport is served from. It sets TCP_NODELAY and wraps
-//! each socket in [`StallGuard`], which fails a write that cannot make progress for
+//! The TCP listener every transport is served from. Per accepted socket it:
+//! asks [`Admission`] for a place (connection caps), sets TCP_NODELAY and TCP
+//! keepalive (dead peers), starts TLS when configured, fails a connection that
+//! sends no complete HTTP request within `handshake_timeout`, and wraps the
+//! socket in [`StallGuard`], which fails a write that cannot make progress for
 //! `send_time_limit`: a client that stops reading is cut off even when nothing
 //! above the socket is being polled (an SSE body waits on the socket, not the reverse).
 
+use super::tls::LazyTls;
+use crate::security::connections::{Admission, HandshakeFlag, Refused, Ticket};
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
+use tokio_rustls::TlsAcceptor;
 
-pub struct GuardedListener {
-    inner: TcpListener,
-    write_stall_limit: Duration,
+/// Refused connections answered with a 503 at the same time; beyond this they are just closed.
+const MAX_POLITE_REFUSALS: usize = 64;
+
+/// How the listener treats each socket; from `broker.toml`.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    pub write_stall_limit: Duration,
+    pub handshake_timeout: Duration,
+    pub keepalive_idle: Duration,
+    pub keepalive_interval: Duration,
+    pub keepalive_retries: u32,
 }
 
-impl GuardedListener {
-    pub fn new(inner: TcpListener, write_stall_limit: Duration) -> Self {
-        GuardedListener {
-            inner,
-            write_stall_limit,
+impl ListenerSettings {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let server = &config.server;
+        ListenerSettings {
+            write_stall_limit: config.send_time_limit(),
+            handshake_timeout: Duration::from_millis(config.limits.handshake_timeout_ms),
+            keepalive_idle: Duration::from_millis(server.tcp_keepalive_idle_ms),
+            keepalive_interval: Duration::from_millis(server.tcp_keepalive_interval_ms),
+            keepalive_retries: server.tcp_keepalive_retries,
+        }
+    }
+
+    /// How long a vanished peer can go unnoticed: idle + interval x retries.
+    pub fn dead_peer_bound(&self) -> Duration {
+        self.keepalive_idle + self.keepalive_interval * self.keepalive_retries
+    }
+
+    fn tune(&self, stream: &TcpStream) {
+        // The writers batch and flush once per batch; Nagle's algorithm on
+        // top only adds delayed-ACK stalls to every reply.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let socket = socket2::SockRef::from(stream);
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(self.keepalive_idle)
+            .with_interval(self.keepalive_interval)
+            .with_retries(self.keepalive_retries);
+        if let Err(error) = socket.set_tcp_keepalive(&keepalive) {
+            tracing::debug!(%error, "cannot set TCP keepalive");
+        }
+        // Keepalive probes only an idle connection; unacknowledged data would
+        // otherwise be retransmitted for many minutes before the peer counts as gone.
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Err(error) = socket.set_tcp_user_timeout(Some(self.dead_peer_bound())) {
+            tracing::debug!(%error, "cannot set TCP_USER_TIMEOUT");
         }
     }
 }
 
+pub struct GuardedListener {
+    inner: TcpListener,
+    settings: ListenerSettings,
+    admission: Arc<Admission>,
+    tls: Option<TlsAcceptor>,
+    refusing: Arc<AtomicUsize>,
+}
+
+impl GuardedListener {
+    pub fn new(
+        inner: TcpListener,
+        settings: ListenerSettings,
+        admission: Arc<Admission>,
+        tls: Option<TlsAcceptor>,
+    ) -> Self {
+        GuardedListener {
+            inner,
+            settings,
+            admission,
+            tls,
+            refusing: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Answers a refused connection with a 503 naming the limit, when that is
+    /// cheap: plain HTTP, a cap other than the one against handshake floods,
+    /// and few such answers already in progress.
+    fn refuse(&self, stream: TcpStream, refused: Refused) {
+        if self.tls.is_some() || matches!(refused, Refused::Pending(_)) {
+            return;
+        }
+        if self.refusing.fetch_add(1, Ordering::Relaxed) >= MAX_POLITE_REFUSALS {
+            self.refusing.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let refusing = self.refusing.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(1), answer_503(stream, refused)).await;
+            refusing.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+/// Reads the request head (so the client is listening for the answer), then
+/// writes a 503 whose body is the reason.
+async fn answer_503(mut stream: TcpStream, refused: Refused) {
+    let mut head = [0u8; 4096];
+    let mut seen = 0;
+    while seen < head.len() {
+        match stream.read(&mut head[seen..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen += n,
+        }
+        if head[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let body = refused.to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 5\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
 impl Listener for GuardedListener {
-    type Io = StallGuard<TcpStream>;
+    type Io = Connection;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             match self.inner.accept().await {
                 Ok((stream, remote)) => {
-                    // The writers batch and flush once per batch; Nagle's algorithm on
-                    // top only adds delayed-ACK stalls to every reply.
-                    if let Err(error) = stream.set_nodelay(true) {
-                        tracing::debug!(%error, "cannot set TCP_NODELAY");
-                    }
-                    return (StallGuard::new(stream, self.write_stall_limit), remote);
+                    let ticket = match self.admission.admit(remote.ip()) {
+                        Ok(ticket) => ticket,
+                        Err(refused) => {
+                            tracing::warn!(%remote, reason = %refused, "connection refused");
+                            self.refuse(stream, refused);
+                            continue;
+                        }
+                    };
+                    self.settings.tune(&stream);
+                    let guarded = StallGuard::new(stream, self.settings.write_stall_limit);
+                    let io = match &self.tls {
+                        Some(acceptor) => Transport::Tls(LazyTls::new(acceptor, guarded)),
+                        None => Transport::Plain(guarded),
+                    };
+                    let watch = HandshakeWatch {
+                        flag: ticket.handshake().clone(),
+                        deadline: Box::pin(tokio::time::sleep(self.settings.handshake_timeout)),
+                        limit: self.settings.handshake_timeout,
+                        matched: 0,
+                    };
+                    let connection = Connection {
+                        io,
+                        handshake: Some(watch),
+                        _ticket: ticket,
+                    };
+                    return (connection, remote);
                 }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -55,6 +188,122 @@ impl Listener for GuardedListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.inner.local_addr()
+    }
+}
+
+enum Transport {
+    Plain(StallGuard<TcpStream>),
+    Tls(LazyTls<StallGuard<TcpStream>>),
+}
+
+/// Watches a connection until its first complete HTTP request head.
+struct HandshakeWatch {
+    flag: Arc<HandshakeFlag>,
+    deadline: Pin<Box<Sleep>>,
+    limit: Duration,
+    /// How much of `\r\n\r\n` the bytes read so far end with.
+    matched: u8,
+}
+
+impl HandshakeWatch {
+    /// True once `bytes` complete the request head.
+    fn scan(&mut self, bytes: &[u8]) -> bool {
+        const END: &[u8; 4] = b"\r\n\r\n";
+        for &byte in bytes {
+            self.matched = if byte == END[self.matched as usize] {
+                self.matched + 1
+            } else if byte == b'\r' {
+                1
+            } else {
+                0
+            };
+            if self.matched == 4 {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// One accepted connection as the HTTP server sees it.
+pub struct Connection {
+    io: Transport,
+    handshake: Option<HandshakeWatch>,
+    _ticket: Ticket,
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(watch) = &mut this.handshake
+            && watch.deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no complete HTTP request within {} ms (limits.handshake_timeout_ms)",
+                    watch.limit.as_millis()
+                ),
+            )));
+        }
+        let before = buf.filled().len();
+        match &mut this.io {
+            Transport::Plain(io) => ready!(Pin::new(io).poll_read(cx, buf))?,
+            Transport::Tls(io) => ready!(Pin::new(io).poll_read(cx, buf))?,
+        }
+        if let Some(watch) = &mut this.handshake
+            && watch.scan(&buf.filled()[before..])
+        {
+            watch.flag.request_seen();
+            this.handshake = None;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+macro_rules! delegate_write {
+    ($self:ident, $io:ident => $call:expr) => {
+        match &mut $self.get_mut().io {
+            Transport::Plain($io) => $call,
+            Transport::Tls($io) => $call,
+        }
+    };
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate_write!(self, io => Pin::new(io).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate_write!(self, io => Pin::new(io).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            Transport::Plain(io) => io.is_write_vectored(),
+            Transport::Tls(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate_write!(self, io => Pin::new(io).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate_write!(self, io => Pin::new(io).poll_shutdown(cx))
     }
 }
 

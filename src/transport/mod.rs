@@ -4,4 +4,5 @@ pub mod handshake;
 pub mod http_api;
 pub mod listener;
 pub mod sse;
+pub mod tls;
 pub mod websocket;

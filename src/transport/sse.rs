@@ -10,7 +10,7 @@
 use crate::broker::destination::{self, Route};
 use crate::server::ServerState;
 use crate::session::outbound::{Closed, Outgoing};
-use crate::session::{Flow, Session};
+use crate::session::{Flow, Session, SessionError};
 use crate::stomp::{Command, Frame};
 use crate::transport::listener::RemoteAddr;
 use axum::body::Body;
@@ -142,8 +142,31 @@ fn open(
         Ok(handshake) => handshake,
         Err(rejection) => return rejection.into_response(),
     };
-    if user.is_some() {
-        handshake.user = user;
+    if let Some(user) = user {
+        match &handshake.user {
+            Some(verified) if *verified == user => {}
+            Some(verified) => {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    format!("{verified:?} may not read the stream of user {user:?}"),
+                );
+            }
+            None if state.config.stomp.user_from_login
+                && !state.app.settings.auth.checks_credentials() =>
+            {
+                // Names are claims on this server, as with STOMP `login`.
+                handshake.user = Some(user);
+            }
+            None => {
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    format!(
+                        "the stream of user {user:?} needs that user's bearer token (?{}=...)",
+                        state.app.settings.auth.query_parameter()
+                    ),
+                );
+            }
+        }
     }
     let mut session = state.new_session(handshake);
     let connect = Frame::new(Command::Connect)
@@ -172,9 +195,8 @@ fn open(
         });
     }
     if flow == Flow::Close {
-        let reason =
-            first_error(&session).unwrap_or_else(|| "the stream could not be opened".into());
-        return refuse(StatusCode::BAD_REQUEST, reason);
+        let (status, reason) = refusal(&session);
+        return refuse(status, reason);
     }
     tracing::info!(session = session.id(), %remote, "sse stream opened");
     let settings = &state.config.sse;
@@ -215,15 +237,17 @@ fn open(
     response
 }
 
-fn first_error(session: &Session) -> Option<String> {
-    let mut items = Vec::new();
-    session.outbound().drain_into(&mut items);
-    items.into_iter().find_map(|item| match item {
-        Outgoing::Frame(frame) if frame.command == Command::Error => {
-            frame.get("message").map(str::to_owned)
-        }
-        _ => None,
-    })
+/// Why a stream could not be opened, as an HTTP status and message.
+fn refusal(session: &Session) -> (StatusCode, String) {
+    match session.failure() {
+        Some(error @ SessionError::AccessDenied(_)) => (StatusCode::FORBIDDEN, error.to_string()),
+        Some(error @ SessionError::Auth(_)) => (StatusCode::UNAUTHORIZED, error.to_string()),
+        Some(error) => (StatusCode::BAD_REQUEST, error.to_string()),
+        None => (
+            StatusCode::BAD_REQUEST,
+            "the stream could not be opened".into(),
+        ),
+    }
 }
 
 struct SseStream {
@@ -343,9 +367,9 @@ impl SseStream {
                     self.batch = batch;
                     self.batch.clear();
                     match closed {
-                        Some(Closed::Overflow { limit }) => {
-                            tracing::warn!(session = self.session.id(), "slow SSE consumer disconnected: queue over {limit} bytes");
-                            let notice = format!("event: broker-error\ndata: slow consumer: outbound queue went over {limit} bytes\n\n");
+                        Some(Closed::Overflow(overflow)) => {
+                            tracing::warn!(session = self.session.id(), "slow SSE consumer disconnected: {overflow}");
+                            let notice = format!("event: broker-error\ndata: slow consumer: {overflow}\n\n");
                             out.put_slice(notice.as_bytes());
                             self.done = true;
                         }

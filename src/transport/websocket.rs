@@ -3,6 +3,7 @@
 //! session's outbound queue in batches, with heart-beats and timeouts.
 
 use crate::app::session_info::Handshake;
+use crate::security::Authenticator;
 use crate::server::ServerState;
 use crate::session::outbound::{Closed, Outgoing};
 use crate::session::{Flow, Session, SessionError, encode_outgoing, error_frame};
@@ -134,11 +135,9 @@ impl Writer {
     /// Writes everything queued and flushes once. Errors on a dead or too slow socket.
     async fn write_queued(&mut self, session: &Session) -> Result<Option<Closed>, End> {
         let closed = session.outbound().drain_into(&mut self.batch);
-        if let Some(Closed::Overflow { limit }) = closed {
+        if let Some(Closed::Overflow(overflow)) = closed {
             self.batch.clear();
-            return Err(End::SlowConsumer(format!(
-                "outbound queue went over {limit} bytes"
-            )));
+            return Err(End::SlowConsumer(overflow.to_string()));
         }
         if self.batch.is_empty() {
             return Ok(closed);
@@ -172,10 +171,9 @@ impl Writer {
                     )));
                 }
                 _ = outbound.ready() => {
-                    if outbound.overflowed() {
+                    if let Some(overflow) = outbound.overflow() {
                         return Err(End::SlowConsumer(format!(
-                            "outbound queue went over {} bytes while a write was stalled",
-                            outbound.limit_bytes()
+                            "{overflow} while a write was stalled"
                         )));
                     }
                     // New items, not overflow: later pushes see a non-empty
@@ -249,11 +247,20 @@ async fn receive(
     session: &mut Session,
     data: &[u8],
     shutdown: &CancellationToken,
+    auth: &Arc<Authenticator>,
 ) -> Result<Flow, End> {
     decoder.feed(data);
     loop {
         match decoder.decode() {
             Ok(Some(Decoded::Frame(frame))) => {
+                if session.checks_credentials_of(&frame) {
+                    // A password check takes tens of milliseconds: off the async workers.
+                    let verdict = tokio::select! {
+                        verdict = auth.connect_async(&frame.headers) => verdict,
+                        _ = shutdown.cancelled() => return Err(End::Shutdown),
+                    };
+                    session.set_credentials(verdict);
+                }
                 let flow = session.handle(frame);
                 if let Some(version) = session.version() {
                     decoder.set_version(version);
@@ -313,6 +320,7 @@ async fn serve(
     writer: &mut Writer,
 ) -> End {
     let mut decoder = Decoder::new(state.config.codec_limits());
+    let auth = &state.app.settings.auth;
     let connect_deadline =
         Instant::now() + Duration::from_millis(state.config.limits.connect_timeout_ms);
     let mut last_read = Instant::now();
@@ -336,8 +344,8 @@ async fn serve(
             message = stream.next() => {
                 last_read = Instant::now();
                 let received = match message {
-                    Some(Ok(Message::Text(text))) => receive(&mut decoder, session, text.as_bytes(), &state.shutdown).await,
-                    Some(Ok(Message::Binary(data))) => receive(&mut decoder, session, &data, &state.shutdown).await,
+                    Some(Ok(Message::Text(text))) => receive(&mut decoder, session, text.as_bytes(), &state.shutdown, auth).await,
+                    Some(Ok(Message::Binary(data))) => receive(&mut decoder, session, &data, &state.shutdown, auth).await,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(Flow::Continue),
                     Some(Ok(Message::Close(_))) | None => return End::ClientClosed,
                     Some(Err(error)) => return End::ReadFailed(error.to_string()),

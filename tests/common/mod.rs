@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod http;
 pub mod sse;
 
@@ -96,6 +97,18 @@ pub struct Client {
 impl Client {
     /// Opens the WebSocket, offering `protocols`, without sending CONNECT.
     pub async fn open(url: &str, protocols: &[&str]) -> Client {
+        Client::try_open(url, protocols, &[])
+            .await
+            .unwrap_or_else(|(status, body)| panic!("handshake refused with {status}: {body}"))
+    }
+
+    /// Opens the WebSocket with extra request headers; a refused handshake
+    /// gives its HTTP status and body.
+    pub async fn try_open(
+        url: &str,
+        protocols: &[&str],
+        headers: &[(&str, &str)],
+    ) -> Result<Client, (u16, String)> {
         let mut request = url.into_client_request().expect("request");
         if !protocols.is_empty() {
             let offered = HeaderValue::from_str(&protocols.join(", ")).expect("header");
@@ -103,15 +116,32 @@ impl Client {
                 .headers_mut()
                 .insert("Sec-WebSocket-Protocol", offered);
         }
-        let (ws, response) = tokio_tungstenite::connect_async_with_config(request, None, true)
-            .await
-            .expect("websocket handshake");
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        let (ws, response) =
+            match tokio_tungstenite::connect_async_with_config(request, None, true).await {
+                Ok(done) => done,
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    let body = response
+                        .body()
+                        .as_ref()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .unwrap_or_default();
+                    return Err((response.status().as_u16(), body));
+                }
+                Err(error) => panic!("websocket handshake: {error}"),
+            };
         let protocol = response
             .headers()
             .get("Sec-WebSocket-Protocol")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        Client {
+        Ok(Client {
             ws,
             decoder: Decoder::new(Limits {
                 max_frame_size: 1 << 24,
@@ -120,7 +150,23 @@ impl Client {
             }),
             protocol,
             pending: Default::default(),
+        })
+    }
+
+    /// Opens (with `url`'s query) and sends CONNECT with `headers`; returns the
+    /// client and the server's first frame (CONNECTED or ERROR).
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> (Client, Frame) {
+        let mut client = Client::open(url, &["v12.stomp"]).await;
+        let mut connect = Frame::new(Command::Connect)
+            .header("accept-version", "1.2")
+            .header("host", "localhost")
+            .header("heart-beat", "0,0");
+        for (name, value) in headers {
+            connect.headers.push(*name, *value);
         }
+        client.send(connect).await;
+        let reply = client.frame().await;
+        (client, reply)
     }
 
     /// Opens and completes CONNECT as a STOMP 1.2 client without heart-beats.

@@ -62,10 +62,10 @@ test('the payment page shows "paid" when the HTTP API publishes it', async () =>
   const page = await browser.newPage();
   await page.goto(`${base}/sse/payment.html?id=7`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 10_000 });
-  const response = await fetch(`${base}/api/users/7/publish`, {
+  const response = await fetch(`${base}/api/publish`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ destination: '/queue/payment', body: { status: 'paid' } }),
+    body: JSON.stringify({ destination: '/topic/payment/7', body: { status: 'paid' } }),
   });
   assert.equal(response.status, 200);
   await page.locator('#payment', { hasText: 'paid' }).waitFor({ timeout: 10_000 });

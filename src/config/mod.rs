@@ -1,5 +1,9 @@
 //! `broker.toml`: schema, defaults and validation. Every setting of the broker lives here.
 
+mod security;
+
+pub use security::{AclRuleConfig, AuthConfig, JwtAlgorithm, JwtConfig, TlsConfig, UserConfig};
+
 use crate::stomp::Limits;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -46,6 +50,10 @@ pub struct Config {
     /// `[[history]]` tables: destinations that keep their last messages for replay.
     #[serde(rename = "history")]
     pub history: Vec<HistoryConfig>,
+    pub auth: AuthConfig,
+    /// `[[acl]]` tables: who may subscribe and send where; the first matching rule decides.
+    #[serde(rename = "acl")]
+    pub acl: Vec<AclRuleConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -151,6 +159,21 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// Tokio worker threads; 0 means one per CPU core.
     pub worker_threads: usize,
+    /// Origins allowed to open WebSockets and SSE streams and to call the API from
+    /// a browser: exact (`https://app.example.com`), with `*` wildcards
+    /// (`https://*.example.com`), or `"*"` for any. Empty: same origin only.
+    pub allowed_origins: Vec<String>,
+    /// An idle connection is probed after this long without traffic (TCP keepalive).
+    pub tcp_keepalive_idle_ms: u64,
+    /// Between unanswered probes.
+    pub tcp_keepalive_interval_ms: u64,
+    /// Unanswered probes before the connection counts as dead. The bound on a
+    /// vanished peer is idle + interval x retries, also applied to unacknowledged
+    /// writes (TCP_USER_TIMEOUT).
+    pub tcp_keepalive_retries: u32,
+    /// `[server.tls]`: serve https and wss directly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -160,6 +183,11 @@ impl Default for ServerConfig {
             web_root: PathBuf::from("web"),
             shutdown_timeout_ms: 5_000,
             worker_threads: 0,
+            allowed_origins: Vec::new(),
+            tcp_keepalive_idle_ms: 30_000,
+            tcp_keepalive_interval_ms: 10_000,
+            tcp_keepalive_retries: 3,
+            tls: None,
         }
     }
 }
@@ -213,6 +241,23 @@ pub struct LimitsConfig {
     /// Messages to `/app` handlers one session may have waiting before the
     /// server stops reading from that client until its handlers catch up.
     pub max_pending_app_messages: usize,
+    /// Open TCP connections (WebSocket, SSE and plain HTTP together); 0 = no limit.
+    pub max_connections: usize,
+    /// Open TCP connections from one IP address; 0 = no limit. Behind a proxy every
+    /// client has the proxy's address: limit per client at the proxy instead.
+    pub max_connections_per_ip: usize,
+    /// Connections that have not yet sent a complete HTTP request.
+    pub max_pending_handshakes: usize,
+    /// Time from accepting a connection to its first complete HTTP request
+    /// (TLS handshake included).
+    pub handshake_timeout_ms: u64,
+    /// Frames per second one session may send on average (token bucket); 0 = no limit.
+    pub max_frames_per_second: u32,
+    /// Frames one session may send in a burst above that rate.
+    pub frame_burst: u32,
+    /// Bytes queued for all sessions together. Past it, every session whose queue
+    /// is not empty when a message arrives is cut off as a slow consumer.
+    pub max_queued_bytes_total: usize,
 }
 
 impl Default for LimitsConfig {
@@ -230,6 +275,13 @@ impl Default for LimitsConfig {
             max_transactions: 16,
             max_subscriptions: 1_000,
             max_pending_app_messages: 64,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            max_pending_handshakes: 1_024,
+            handshake_timeout_ms: 10_000,
+            max_frames_per_second: 1_000,
+            frame_burst: 2_000,
+            max_queued_bytes_total: 256 * 1024 * 1024,
         }
     }
 }
@@ -358,6 +410,45 @@ impl Config {
                 "must not exceed limits.max_frame_size",
             ));
         }
+        at_least("limits.max_pending_handshakes", l.max_pending_handshakes, 1)?;
+        at_least(
+            "limits.handshake_timeout_ms",
+            l.handshake_timeout_ms as usize,
+            100,
+        )?;
+        if l.max_frames_per_second > 0 && l.frame_burst < 1 {
+            return Err(invalid(
+                "limits.frame_burst",
+                "must be at least 1 when limits.max_frames_per_second is set",
+            ));
+        }
+        at_least(
+            "limits.max_queued_bytes_total",
+            l.max_queued_bytes_total,
+            l.outbound_queue_bytes,
+        )?;
+        let server = &self.server;
+        at_least(
+            "server.tcp_keepalive_idle_ms",
+            server.tcp_keepalive_idle_ms as usize,
+            1_000,
+        )?;
+        at_least(
+            "server.tcp_keepalive_interval_ms",
+            server.tcp_keepalive_interval_ms as usize,
+            1_000,
+        )?;
+        at_least(
+            "server.tcp_keepalive_retries",
+            server.tcp_keepalive_retries as usize,
+            1,
+        )?;
+        for origin in &server.allowed_origins {
+            crate::security::origin::OriginPattern::parse(origin)
+                .map_err(|reason| invalid("server.allowed_origins", reason))?;
+        }
+        self.auth.validate()?;
+        security::validate_acl(&self.acl)?;
         let ws = &self.websocket;
         at_least("websocket.read_buffer_size", ws.read_buffer_size, 1024)?;
         at_least("websocket.write_buffer_size", ws.write_buffer_size, 1024)?;

@@ -1,0 +1,196 @@
+//! Connection admission: caps on open TCP connections (in all and per remote
+//! IP) and on connections still waiting for their first HTTP request. The
+//! listener asks before serving a socket; the [`Ticket`] it gets back gives the
+//! place up when the socket closes.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The configured caps; 0 means none.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_total: usize,
+    pub max_per_ip: usize,
+    pub max_pending: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("too many connections: the server holds its maximum of {0} (limits.max_connections)")]
+    Total(usize),
+    #[error("too many connections from this address: at most {0} (limits.max_connections_per_ip)")]
+    PerIp(usize),
+    #[error(
+        "too many connections waiting to send their request: at most {0} (limits.max_pending_handshakes)"
+    )]
+    Pending(usize),
+}
+
+#[derive(Debug)]
+pub struct Admission {
+    limits: ConnectionLimits,
+    open: AtomicUsize,
+    pending: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Admission {
+    pub fn new(limits: ConnectionLimits) -> Arc<Admission> {
+        Arc::new(Admission {
+            limits,
+            open: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        // Counter updates only: a poisoned map is still consistent.
+        self.per_ip.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a place for a new connection from `ip`, or says which cap refuses it.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refused> {
+        let limits = self.limits;
+        let mut per_ip = self.per_ip();
+        if limits.max_total > 0 && self.open.load(Ordering::Relaxed) >= limits.max_total {
+            return Err(Refused::Total(limits.max_total));
+        }
+        if limits.max_pending > 0 && self.pending.load(Ordering::Relaxed) >= limits.max_pending {
+            return Err(Refused::Pending(limits.max_pending));
+        }
+        let from_ip = per_ip.entry(ip).or_insert(0);
+        if limits.max_per_ip > 0 && *from_ip >= limits.max_per_ip {
+            return Err(Refused::PerIp(limits.max_per_ip));
+        }
+        *from_ip += 1;
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        Ok(Ticket {
+            admission: self.clone(),
+            ip,
+            handshake: Arc::new(HandshakeFlag {
+                admission: self.clone(),
+                pending: AtomicBool::new(true),
+            }),
+        })
+    }
+
+    /// Open TCP connections.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections that have not completed an HTTP request yet.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Distinct remote addresses with open connections.
+    pub fn addresses(&self) -> usize {
+        self.per_ip().len()
+    }
+}
+
+/// Marks the end of a connection's handshake phase; shared with its requests.
+#[derive(Debug)]
+pub struct HandshakeFlag {
+    admission: Arc<Admission>,
+    pending: AtomicBool,
+}
+
+impl HandshakeFlag {
+    /// The connection has sent a complete request; it no longer counts as pending.
+    pub fn request_seen(&self) {
+        if self.pending.swap(false, Ordering::AcqRel) {
+            self.admission.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+}
+
+/// One admitted connection's place; released on drop.
+#[derive(Debug)]
+pub struct Ticket {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+    handshake: Arc<HandshakeFlag>,
+}
+
+impl Ticket {
+    pub fn handshake(&self) -> &Arc<HandshakeFlag> {
+        &self.handshake
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.handshake.request_seen();
+        self.admission.open.fetch_sub(1, Ordering::Relaxed);
+        let mut per_ip = self.admission.per_ip();
+        if let Some(count) = per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, last])
+    }
+
+    #[test]
+    fn each_cap_refuses_with_its_key_and_places_come_back() {
+        let admission = Admission::new(ConnectionLimits {
+            max_total: 3,
+            max_per_ip: 2,
+            max_pending: 10,
+        });
+        let a = admission.admit(ip(1)).unwrap();
+        let _b = admission.admit(ip(1)).unwrap();
+        let refused = admission.admit(ip(1)).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("limits.max_connections_per_ip")
+        );
+        let _c = admission.admit(ip(2)).unwrap();
+        let refused = admission.admit(ip(3)).unwrap_err();
+        assert!(refused.to_string().contains("limits.max_connections)"));
+        drop(a);
+        assert_eq!(admission.open(), 2);
+        assert!(admission.admit(ip(1)).is_ok());
+    }
+
+    #[test]
+    fn pending_handshakes_are_capped_until_a_request_arrives() {
+        let admission = Admission::new(ConnectionLimits {
+            max_total: 0,
+            max_per_ip: 0,
+            max_pending: 2,
+        });
+        let a = admission.admit(ip(1)).unwrap();
+        let b = admission.admit(ip(1)).unwrap();
+        assert_eq!(admission.admit(ip(1)).unwrap_err(), Refused::Pending(2));
+        a.handshake().request_seen();
+        a.handshake().request_seen();
+        assert_eq!(admission.pending(), 1);
+        let _c = admission.admit(ip(1)).unwrap();
+        drop(b);
+        assert_eq!(admission.pending(), 1);
+        assert_eq!(admission.open(), 2);
+        drop(a);
+        assert_eq!(admission.addresses(), 1);
+    }
+}

@@ -1,0 +1,141 @@
+//! TLS for `https://` and `wss://`: the rustls configuration from
+//! `[server.tls]`, and a stream that performs its handshake lazily, inside the
+//! connection's own task, so a slow handshake never holds up the accept loop.
+
+use crate::config::TlsConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::{Accept, TlsAcceptor};
+
+/// Loads the certificate chain and key; the error names the file and the problem.
+pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, String> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert_file)
+        .and_then(|certs| certs.collect())
+        .map_err(|error| {
+            format!(
+                "server.tls.cert_file: cannot read certificates from {}: {error}",
+                config.cert_file.display()
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(format!(
+            "server.tls.cert_file: {} holds no PEM certificate",
+            config.cert_file.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|error| {
+        format!(
+            "server.tls.key_file: cannot read a private key from {}: {error}",
+            config.key_file.display()
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| format!("server.tls: {error}"))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|error| format!("server.tls: the certificate and key do not fit: {error}"))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
+}
+
+/// A server-side TLS stream whose handshake runs on first use.
+pub enum LazyTls<S> {
+    Handshaking(Box<Accept<S>>),
+    Ready(Box<TlsStream<S>>),
+    Failed,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> LazyTls<S> {
+    pub fn new(acceptor: &TlsAcceptor, io: S) -> Self {
+        LazyTls::Handshaking(Box::new(acceptor.accept(io)))
+    }
+
+    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let LazyTls::Handshaking(accept) = self {
+            match ready!(Pin::new(accept.as_mut()).poll(cx)) {
+                Ok(stream) => *self = LazyTls::Ready(Box::new(stream)),
+                Err(error) => {
+                    *self = LazyTls::Failed;
+                    return Poll::Ready(Err(error));
+                }
+            }
+        }
+        match self {
+            LazyTls::Failed => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the TLS handshake failed",
+            ))),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn stream(&mut self) -> Option<Pin<&mut TlsStream<S>>> {
+        match self {
+            LazyTls::Ready(stream) => Some(Pin::new(stream.as_mut())),
+            _ => None,
+        }
+    }
+}
+
+macro_rules! after_handshake {
+    ($self:ident, $cx:ident, $stream:ident => $call:expr) => {{
+        let this = $self.get_mut();
+        ready!(this.poll_handshake($cx))?;
+        match this.stream() {
+            Some($stream) => $call,
+            None => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+        }
+    }};
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for LazyTls<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        after_handshake!(self, cx, stream => stream.poll_read(cx, buf))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for LazyTls<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        after_handshake!(self, cx, stream => stream.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        after_handshake!(self, cx, stream => stream.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        after_handshake!(self, cx, stream => stream.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().stream() {
+            Some(stream) => stream.poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
