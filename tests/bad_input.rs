@@ -4,44 +4,12 @@
 
 mod common;
 
+use common::canary::{Canary, rss_kib};
 use common::{Client, Event, TestServer};
 use futures_util::SinkExt;
 use std::time::Duration;
 use stomphub::stomp::Command;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
-
-/// A subscriber that must see every message published while bad clients come and go.
-struct Canary {
-    subscriber: Client,
-    publisher: Client,
-    sent: u64,
-}
-
-impl Canary {
-    async fn new(server: &TestServer) -> Canary {
-        let mut subscriber = server.client().await;
-        subscriber.subscribe("canary", "/topic/canary").await;
-        Canary {
-            subscriber,
-            publisher: server.client().await,
-            sent: 0,
-        }
-    }
-
-    /// Publishes the next number and checks that it, and only it, arrives.
-    async fn still_alive(&mut self, after: &str) {
-        self.publisher
-            .publish("/topic/canary", &self.sent.to_string())
-            .await;
-        let frame = self.subscriber.frame().await;
-        assert_eq!(
-            frame.body,
-            self.sent.to_string().as_bytes(),
-            "canary after {after}"
-        );
-        self.sent += 1;
-    }
-}
 
 /// Sends `bytes` on a new connection (after CONNECT when asked) and expects an
 /// ERROR whose message contains `expected`, then the close.
@@ -66,18 +34,6 @@ async fn refused(server: &TestServer, connect_first: bool, bytes: &[u8], expecte
         "{message:?} should contain {expected:?}"
     );
     client.closed().await;
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .map(str::to_owned)
-        })
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,23 +125,34 @@ async fn a_frame_split_at_every_byte_still_arrives() {
     canary.still_alive("byte-split frame").await;
 }
 
+/// A client sending a frame every microsecond: 20,000 SENDs in messages of 100
+/// frames. Past the default burst (2,000) at 1,000 frames per second it is cut
+/// off with an ERROR naming the limit; everyone else keeps receiving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_flooding_frames_does_not_starve_others() {
+async fn a_client_flooding_frames_is_rate_limited_and_does_not_starve_others() {
     let server = TestServer::start().await;
     let mut canary = Canary::new(&server).await;
     let mut flooder = Client::connect(&server.url()).await;
-    // 20,000 SENDs to a destination nobody reads, in messages of 100 frames each.
     let batch: Vec<u8> = b"SEND\ndestination:/topic/void\n\nx\0".repeat(100);
     let flood = tokio::spawn(async move {
         for _ in 0..200 {
-            flooder.send_raw(&batch).await;
+            let message = Message::Binary(Bytes::from(batch.clone()));
+            if flooder.ws.send(message).await.is_err() {
+                break;
+            }
         }
         flooder
     });
     for _ in 0..20 {
         canary.still_alive("flood").await;
     }
-    flood.await.unwrap();
+    let mut flooder = flood.await.unwrap();
+    let message = flooder.error_then_close().await;
+    assert!(
+        message.starts_with("rate limit: more than 1000 frames per second"),
+        "{message}"
+    );
+    canary.still_alive("after the flooder was cut off").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

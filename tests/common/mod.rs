@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod canary;
 pub mod http;
 pub mod sse;
 
