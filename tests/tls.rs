@@ -1,0 +1,156 @@
+//! `wss://` and `https://` served directly: a self-signed certificate made at
+//! test time (rcgen), a real TLS client that trusts only it, STOMP over the
+//! encrypted WebSocket, the HTTP API over https, and a plain-text client that
+//! fails its handshake without disturbing anyone.
+
+mod common;
+
+use common::TestServer;
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::{CertificateDer, ServerName};
+use std::sync::Arc;
+use std::time::Duration;
+use stomphub::config::TlsConfig;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::tungstenite::Message;
+
+struct Certificate {
+    der: CertificateDer<'static>,
+    config: TlsConfig,
+}
+
+/// A fresh self-signed certificate for `localhost`, written to a temporary directory.
+fn certificate() -> Certificate {
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("stomphub-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert_file = dir.join("cert.pem");
+    let key_file = dir.join("key.pem");
+    std::fs::write(&cert_file, generated.cert.pem()).unwrap();
+    std::fs::write(&key_file, generated.signing_key.serialize_pem()).unwrap();
+    Certificate {
+        der: generated.cert.der().clone(),
+        config: TlsConfig {
+            cert_file,
+            key_file,
+        },
+    }
+}
+
+async fn tls_connect(
+    server: &TestServer,
+    trusted: &CertificateDer<'static>,
+) -> TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake with the self-signed certificate")
+}
+
+async fn next_text<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("valid");
+        match message {
+            Message::Text(text) if text.as_str() != "\n" => return text.to_string(),
+            Message::Binary(data) => return String::from_utf8_lossy(&data).into_owned(),
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stomp_runs_over_wss_and_the_api_over_https() {
+    let certificate = certificate();
+    let tls = certificate.config.clone();
+    let server = TestServer::start_with(move |config| config.server.tls = Some(tls)).await;
+
+    // A plain-text client on the TLS port fails its handshake and changes nothing.
+    let mut plain = TcpStream::connect(server.addr).await.unwrap();
+    plain
+        .write_all(b"GET /api/stats HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(
+        !answer.starts_with(b"HTTP/1.1 200"),
+        "plain HTTP was served on the TLS port"
+    );
+
+    let stream = tls_connect(&server, &certificate.der).await;
+    let url = format!("wss://localhost:{}/endpoint-websocket", server.addr.port());
+    let (mut ws, response) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text(
+        "CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0",
+    ))
+    .await
+    .unwrap();
+    assert!(next_text(&mut ws).await.starts_with("CONNECTED\n"));
+    ws.send(Message::text(
+        "SUBSCRIBE\nid:1\ndestination:/topic/secure\nreceipt:r\n\n\0",
+    ))
+    .await
+    .unwrap();
+    assert!(next_text(&mut ws).await.starts_with("RECEIPT\n"));
+    ws.send(Message::text("SEND\ndestination:/topic/secure\n\n加密的\0"))
+        .await
+        .unwrap();
+    let message = next_text(&mut ws).await;
+    assert!(message.starts_with("MESSAGE\n"), "{message}");
+    assert!(message.ends_with("\n\n加密的\0"), "{message}");
+
+    let mut https = tls_connect(&server, &certificate.der).await;
+    https
+        .write_all(b"GET /api/stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    https.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"connections\":1"), "{response}");
+}
+
+#[tokio::test]
+async fn a_missing_or_mismatched_certificate_stops_the_start_with_the_key_named() {
+    let mut config = common::default_config();
+    config.server.tls = Some(TlsConfig {
+        cert_file: "/nonexistent/cert.pem".into(),
+        key_file: "/nonexistent/key.pem".into(),
+    });
+    let error = stomphub::server::Server::bind(config).await.err().unwrap();
+    assert!(
+        error.to_string().starts_with("server.tls.cert_file"),
+        "{error}"
+    );
+    let first = certificate();
+    let second = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let other_key = first.config.key_file.with_file_name("other-key.pem");
+    std::fs::write(&other_key, second.signing_key.serialize_pem()).unwrap();
+    let mut config = common::default_config();
+    config.server.tls = Some(TlsConfig {
+        cert_file: first.config.cert_file.clone(),
+        key_file: other_key,
+    });
+    let error = stomphub::server::Server::bind(config).await.err().unwrap();
+    assert!(error.to_string().contains("do not fit"), "{error}");
+}
