@@ -32,6 +32,8 @@ need_apt curl curl
 need_apt node nodejs
 need_apt npm npm
 need_apt chromium chromium
+need_apt ip iproute2
+need_apt python3 python3
 cargo --version
 rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || rustup component add rustfmt clippy
 

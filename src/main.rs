@@ -24,8 +24,11 @@ struct Cli {
 enum Command {
     /// Run the broker (the default).
     Serve(ServeArgs),
-    /// Validate the configuration and print the effective settings.
+    /// Validate the configuration and print the effective settings (secrets masked).
     CheckConfig(ConfigArgs),
+    /// Read a password from standard input and print its argon2id hash for
+    /// `[[auth.user]] password_hash` (not an argument: arguments show in `ps`).
+    HashPassword,
 }
 
 #[derive(Args, Clone)]
@@ -64,13 +67,16 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig(args)) => match load(&args) {
+        Some(Command::CheckConfig(args)) => match load(&args).and_then(|config| {
+            config.check_files()?;
+            Ok(config)
+        }) {
             Ok(config) => {
                 println!(
                     "# {} is valid; effective configuration:",
                     args.config.display()
                 );
-                print!("{}", config.to_toml());
+                print!("{}", config.redacted().to_toml());
                 ExitCode::SUCCESS
             }
             Err(error) => {
@@ -78,8 +84,32 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::HashPassword) => hash_password(),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(error) = std::io::stdin().read_line(&mut line) {
+        eprintln!("error: cannot read the password: {error}");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("error: empty password; type it on standard input");
+        return ExitCode::from(2);
+    }
+    match stomphub::security::password::hash(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -108,6 +138,11 @@ fn serve(args: ServeArgs) -> ExitCode {
     runtime.block_on(async move {
         let server = match Server::bind(config).await {
             Ok(server) => server,
+            // A key or certificate file the configuration names is unusable: a config error.
+            Err(error @ stomphub::server::ServerError::Setup(_)) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
             Err(error) => {
                 eprintln!("error: {error}");
                 return ExitCode::FAILURE;
@@ -115,8 +150,12 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         let endpoint = server.state().config.stomp.endpoint.clone();
         let addr = server.local_addr();
+        let (http, ws) = match server.state().config.server.tls {
+            Some(_) => ("https", "wss"),
+            None => ("http", "ws"),
+        };
         tracing::info!(
-            "stomphub {} listening on http://{addr} (STOMP at ws://{addr}{endpoint})",
+            "stomphub {} listening on {http}://{addr} (STOMP at {ws}://{addr}{endpoint})",
             env!("CARGO_PKG_VERSION")
         );
         let handle = server.shutdown_handle();

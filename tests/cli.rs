@@ -92,6 +92,49 @@ fn check_config_prints_the_effective_configuration() {
 }
 
 #[test]
+fn hash_password_makes_a_hash_the_config_accepts_and_secrets_are_masked() {
+    use std::io::Write;
+    let mut child = stomphub()
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"wonderland\n")
+        .expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success());
+    let hash = String::from_utf8(output.stdout).expect("utf-8");
+    let hash = hash.trim();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    assert!(stomphub::security::password::verify("wonderland", hash));
+    let dir = std::env::temp_dir().join(format!("stomphub-hash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("broker.toml");
+    let secret = "an HS256 secret that nobody should see in logs";
+    std::fs::write(
+        &path,
+        format!(
+            "[[auth.user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n\n[auth.jwt]\nalgorithm = \"HS256\"\nsecret = \"{secret}\"\n"
+        ),
+    )
+    .expect("write");
+    let output = stomphub()
+        .args(["check-config", "--config", path.to_str().expect("path")])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("name = \"alice\""), "{text}");
+    assert!(!text.contains(secret), "{text}");
+    assert!(text.contains("<redacted>"), "{text}");
+}
+
+#[test]
 fn a_bad_config_names_the_key_and_exits_before_binding() {
     let dir = std::env::temp_dir().join(format!("stomphub-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -99,6 +142,22 @@ fn a_bad_config_names_the_key_and_exits_before_binding() {
         ("[limits]\nmax_frame_sise = 10\n", "max_frame_sise"),
         ("[stomp]\nheartbeat = [10, 10000]\n", "stomp.heartbeat"),
         ("[server]\nbind = \"localhost\"\n", "bind"),
+        (
+            "[[auth.user]]\nname = \"a\"\npassword_hash = \"plain text\"\n",
+            "auth.user.password_hash",
+        ),
+        (
+            "[server]\nallowed_origins = [\"evil.test\"]\n",
+            "server.allowed_origins",
+        ),
+        (
+            "[[acl]]\ndestination = \"/topic/x\"\nsend = [\"admin\"]\n",
+            "acl.send",
+        ),
+        (
+            "[auth.jwt]\nalgorithm = \"RS256\"\npublic_key_file = \"/nonexistent.pem\"\n",
+            "auth.jwt.public_key_file",
+        ),
     ] {
         let path = dir.join("broker.toml");
         std::fs::write(&path, text).expect("write");

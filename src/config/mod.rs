@@ -25,6 +25,9 @@ pub enum ConfigError {
     },
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
+    /// A key or certificate file the configuration names cannot be used.
+    #[error("{0}")]
+    File(String),
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -335,6 +338,33 @@ impl Config {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}"))
+    }
+
+    /// Loads the files the configuration names (JWT key, TLS certificate and
+    /// key), as the server will at start, so `check-config` catches them too.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let Some(jwt) = &self.auth.jwt {
+            crate::security::jwt::JwtVerifier::new(jwt).map_err(ConfigError::File)?;
+        }
+        if let Some(tls) = &self.server.tls {
+            crate::transport::tls::acceptor(tls).map_err(ConfigError::File)?;
+        }
+        Ok(())
+    }
+
+    /// A copy with secrets masked, for printing.
+    pub fn redacted(&self) -> Config {
+        let mut config = self.clone();
+        let mask = |secret: &mut String| {
+            if !secret.is_empty() {
+                *secret = "<redacted>".into();
+            }
+        };
+        mask(&mut config.api.token);
+        if let Some(jwt) = &mut config.auth.jwt {
+            mask(&mut jwt.secret);
+        }
+        config
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
