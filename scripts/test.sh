@@ -56,18 +56,20 @@ npm ci --prefix tests/node --no-audit --no-fund
 npm test --prefix tests/node
 echo "screenshots: $(ls test-output/*.png | tr '\n' ' ')"
 
-step "fuzz the decoder for ${FUZZ_SECONDS}s"
+step "fuzz the decoder and the session, ${FUZZ_SECONDS}s each"
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
-mkdir -p fuzz/corpus/decode
-cp -n fuzz/seeds/decode/* fuzz/corpus/decode/ 2>/dev/null || true
-fuzz_log=$(mktemp)
-if ! RUSTC_BOOTSTRAP=1 cargo fuzz run decode -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=1024 >"$fuzz_log" 2>&1; then
-  tail -n 60 "$fuzz_log"
-  echo "fuzzing found a failure; the input is under fuzz/artifacts/decode/" >&2
-  exit 1
-fi
-grep -E '^Done [0-9]+ runs' "$fuzz_log"
+for target in decode session; do
+  mkdir -p "fuzz/corpus/$target"
+  cp -n "fuzz/seeds/$target"/* "fuzz/corpus/$target/" 2>/dev/null || true
+  fuzz_log=$(mktemp)
+  if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 >"$fuzz_log" 2>&1; then
+    tail -n 60 "$fuzz_log"
+    echo "fuzzing $target found a failure; the input is under fuzz/artifacts/$target/" >&2
+    exit 1
+  fi
+  echo "$target: $(grep -E '^Done [0-9]+ runs' "$fuzz_log")"
+done
 
 step "all tests passed"
