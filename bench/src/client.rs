@@ -155,6 +155,14 @@ impl Sender {
         self.flush().await
     }
 
+    /// Sends raw bytes as one binary message (for malformed input).
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        self.sink
+            .send(Message::Binary(Bytes::from(bytes)))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     pub async fn close(mut self) {
         let _ = self.sink.close().await;
     }

@@ -1,15 +1,7 @@
 //! `stomphub-bench`: a load generator for STOMP-over-WebSocket brokers on loopback.
 //! Prints a readable summary and the full report as JSON.
 
-mod client;
-mod conns;
-mod fanout;
-mod p2p;
-mod procfs;
-mod report;
-mod sse_client;
-mod stats;
-mod subscribers;
+use stomphub_bench::{client, conns, fanout, p2p, stats};
 
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
