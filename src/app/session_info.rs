@@ -20,6 +20,9 @@ pub struct Handshake {
     pub user: Option<String>,
     /// The principal's roles, for `[[acl]]` rules.
     pub roles: Vec<String>,
+    /// `user` is a name the client claimed, not one an interceptor or a token proved
+    /// (an SSE user stream on a server where names are claims).
+    pub user_is_claimed: bool,
     pub remote: Option<SocketAddr>,
 }
 

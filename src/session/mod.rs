@@ -371,6 +371,9 @@ impl Session {
     /// else the CONNECT credentials, else anonymous when allowed.
     fn identify(&mut self, frame: &Frame) -> Result<Identity, SessionError> {
         if let Some(user) = &self.handshake.user {
+            if self.handshake.user_is_claimed {
+                return Ok(Identity::claimed(user.clone()));
+            }
             return Ok(Identity::verified(
                 user.clone(),
                 self.handshake.roles.clone(),

@@ -410,3 +410,53 @@ fn a_session_that_never_connected_fires_no_disconnect() {
     drop(Client::new(&app, 1));
     assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[test]
+fn frames_past_the_burst_end_the_session_with_the_rate_named() {
+    let app = broker();
+    let outbound = Arc::new(Outbound::new(64 * 1024));
+    let limited = Arc::new(SessionConfig {
+        max_frames_per_second: 10,
+        frame_burst: 3,
+        ..(*config()).clone()
+    });
+    let handshake = Handshake {
+        session: 1,
+        ..Handshake::default()
+    };
+    let mut client = Client {
+        session: Session::new(handshake, app, outbound.clone(), limited),
+        outbound,
+    };
+    let connect = Frame::new(Command::Connect).header("accept-version", "1.2");
+    assert_eq!(client.send(connect), Flow::Continue);
+    assert_eq!(client.send(send("/topic/a", "1")), Flow::Continue);
+    assert_eq!(client.send(send("/topic/a", "2")), Flow::Continue);
+    assert_eq!(client.send(send("/topic/a", "3")), Flow::Close);
+    assert_eq!(
+        client.error_message(),
+        "rate limit: more than 10 frames per second (limits.max_frames_per_second, burst 3)"
+    );
+    assert!(
+        client
+            .session
+            .failure()
+            .is_some_and(SessionError::is_policy)
+    );
+}
+
+#[test]
+fn a_claimed_handshake_user_is_not_authenticated() {
+    let app = broker();
+    let outbound = Arc::new(Outbound::new(64 * 1024));
+    let handshake = Handshake {
+        session: 1,
+        user: Some("alice".into()),
+        user_is_claimed: true,
+        ..Handshake::default()
+    };
+    let mut session = Session::new(handshake, app, outbound, config());
+    session.handle(Frame::new(Command::Connect).header("accept-version", "1.2"));
+    assert_eq!(session.info().user.as_deref(), Some("alice"));
+    assert!(!session.info().authenticated);
+}

@@ -156,6 +156,7 @@ fn open(
             {
                 // Names are claims on this server, as with STOMP `login`.
                 handshake.user = Some(user);
+                handshake.user_is_claimed = true;
             }
             None => {
                 return refuse(
