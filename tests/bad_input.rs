@@ -67,6 +67,12 @@ async fn malformed_frames_are_refused_and_nobody_else_notices() {
         ),
         (true, b"COMMIT\ntransaction:none\n\n\0".to_vec(), "unknown transaction"),
         (true, b"ACK\n\n\0".to_vec(), "requires a 'id' header"),
+        (true, b"ACK\nid:42\n\n\0".to_vec(), "ACK for unknown message \"42\""),
+        (
+            true,
+            b"SUBSCRIBE\nid:1\ndestination:/topic/a\nack:client\n\n\0NACK\nid:999999\n\n\0".to_vec(),
+            "no message was sent with that id",
+        ),
         (true, b"SEND\ncontent-length:x\n\n\0".to_vec(), "content-length"),
         (true, b"\rX".to_vec(), "carriage return"),
         (true, b"SUBSCRIBE\nid:1\ndestination:/topic/a\n\nbody\0".to_vec(), "must not have a body"),

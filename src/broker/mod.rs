@@ -259,6 +259,12 @@ impl Broker {
     }
 
     /// A fresh message id, for frames built outside `publish` (subscribe-mapping replies).
+    /// Whether `id` is a `message-id` this broker has issued.
+    pub fn issued_message_id(&self, id: &str) -> bool {
+        id.parse::<u64>()
+            .is_ok_and(|n| n >= 1 && n < self.inner.next_message_id.load(Ordering::Relaxed))
+    }
+
     pub fn next_message_id(&self) -> u64 {
         self.inner.next_message_id.fetch_add(1, Ordering::Relaxed)
     }

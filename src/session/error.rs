@@ -70,6 +70,12 @@ pub enum SessionError {
     SlowConsumer(String),
     #[error("no CONNECT frame within {0} ms of the handshake")]
     ConnectTimeout(u128),
+    #[error("{command} for unknown message {id:?}: {why}")]
+    UnknownAck {
+        command: Command,
+        id: String,
+        why: &'static str,
+    },
     #[error("{0}")]
     Auth(#[from] AuthError),
     #[error("{0}")]

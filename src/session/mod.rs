@@ -675,19 +675,33 @@ impl Session {
     }
 
     /// In-memory topics deliver at most once, so ACK and NACK change nothing;
-    /// they are still checked for their required headers and honour receipts.
+    /// they are still checked: required headers, a subscription that acknowledges,
+    /// a message id this broker issued, a known transaction, and receipts.
     fn acknowledge(&mut self, frame: &Frame, version: Version) -> Result<Flow, SessionError> {
-        match version {
-            Version::V1_2 => {
-                required(frame, "id")?;
+        let id = match version {
+            Version::V1_2 => required(frame, "id")?,
+            Version::V1_1 | Version::V1_0 => required(frame, "message-id")?,
+        };
+        let unknown = |why| SessionError::UnknownAck {
+            command: frame.command,
+            id: id.to_owned(),
+            why,
+        };
+        let acknowledging = |subscribed: &Subscribed| matches!(subscribed, Subscribed::Broker(s) if s.ack != AckMode::Auto);
+        if version == Version::V1_1 {
+            let subscription = required(frame, "subscription")?;
+            match self.subscriptions.get(subscription) {
+                Some((subscribed, _)) if acknowledging(subscribed) => {}
+                Some(_) => return Err(unknown("that subscription uses ack:auto")),
+                None => return Err(unknown("no such subscription")),
             }
-            Version::V1_1 => {
-                required(frame, "message-id")?;
-                required(frame, "subscription")?;
-            }
-            Version::V1_0 => {
-                required(frame, "message-id")?;
-            }
+        } else if !self.subscriptions.values().any(|(s, _)| acknowledging(s)) {
+            return Err(unknown(
+                "this session has no ack:client or ack:client-individual subscription",
+            ));
+        }
+        if !self.broker.issued_message_id(id) {
+            return Err(unknown("no message was sent with that id"));
         }
         if let Some(name) = frame.get("transaction")
             && !self.transactions.contains_key(name)
