@@ -204,3 +204,41 @@ async fn ten_thousand_connects_and_disconnects_leave_the_server_as_it_was() {
         "test process grew by {grown} KiB over 10,000 connections"
     );
 }
+
+/// The WebSocket framing itself arriving one TCP segment per byte: handshake,
+/// frame header, mask and payload. The server reassembles and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_frames_split_at_every_byte_still_arrive() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let mut canary = Canary::new(&server).await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let handshake = format!(
+        "GET /endpoint-websocket HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: v12.stomp\r\n\r\n",
+        server.addr
+    );
+    let payload = b"CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0";
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    for byte in handshake.as_bytes().iter().chain(&frame) {
+        tcp.write_all(std::slice::from_ref(byte)).await.unwrap();
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let mut received = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !received.windows(10).any(|w| w == b"CONNECTED\n") {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf))
+            .await
+            .expect("CONNECTED in time")
+            .unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&received));
+        received.extend_from_slice(&buf[..n]);
+    }
+    canary.still_alive("byte-split WebSocket framing").await;
+}
