@@ -70,8 +70,22 @@ stop_rabbitmq() {
   RABBIT_PID=""
 }
 
+# The defaults of broker.toml, except the overload limits: the load generator opens
+# up to 20,000 connections from one address and publishes as fast as it can, which
+# max_connections(_per_ip) and max_frames_per_second exist to refuse.
+write_bench_config() {
+  cat > "$OUT/broker.toml" <<'TOML'
+[limits]
+max_connections = 0
+max_connections_per_ip = 0
+max_pending_handshakes = 65536
+max_frames_per_second = 0
+TOML
+}
+
 start_stomphub() {
-  ./target/release/stomphub serve --bind "127.0.0.1:$STOMPHUB_PORT" >> "$OUT/stomphub.log" 2>&1 &
+  write_bench_config
+  ./target/release/stomphub serve --config "$OUT/broker.toml" --bind "127.0.0.1:$STOMPHUB_PORT" >> "$OUT/stomphub.log" 2>&1 &
   STOMPHUB_PID=$!
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$STOMPHUB_PORT") 2>/dev/null && break
