@@ -25,7 +25,10 @@ struct Certificate {
 /// A fresh self-signed certificate for `localhost`, written to a temporary directory.
 fn certificate() -> Certificate {
     let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let dir = std::env::temp_dir().join(format!("stomphub-tls-{}", std::process::id()));
+    // One directory per certificate: tests run in parallel and must not share files.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("stomphub-tls-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cert_file = dir.join("cert.pem");
     let key_file = dir.join("key.pem");
