@@ -152,6 +152,11 @@ impl Authenticator {
         !self.users.is_empty() || self.jwt.is_some()
     }
 
+    /// Whether bearer tokens are checked at all (`[auth.jwt]` configured).
+    pub fn accepts_tokens(&self) -> bool {
+        self.jwt.is_some()
+    }
+
     pub fn query_parameter(&self) -> &str {
         &self.query_parameter
     }

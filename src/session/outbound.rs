@@ -216,15 +216,6 @@ impl Outbound {
         state.closed.get_or_insert(Closed::Ended);
     }
 
-    pub fn limit_bytes(&self) -> usize {
-        self.limit_bytes
-    }
-
-    /// True once a push went over the limit.
-    pub fn overflowed(&self) -> bool {
-        matches!(self.state().closed, Some(Closed::Overflow(_)))
-    }
-
     /// The overflow that closed the queue, if one did.
     pub fn overflow(&self) -> Option<Overflow> {
         match self.state().closed {

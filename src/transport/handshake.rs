@@ -35,7 +35,11 @@ pub fn run(
         remote,
     };
     let auth = &state.app.settings.auth;
-    let query_token = request.query(auth.query_parameter());
+    // Parsing the query string is only worth it when tokens are checked.
+    let query_token = auth
+        .accepts_tokens()
+        .then(|| request.query(auth.query_parameter()))
+        .flatten();
     match auth.handshake(query_token.as_deref(), header("authorization")) {
         Ok(Some(identity)) => {
             handshake.user = identity.user;
