@@ -9,10 +9,12 @@
 //! - [`broker`] routes published messages to subscriptions (exact and Ant patterns).
 //! - [`transport`] carries sessions: WebSocket today.
 //! - [`server`] wires the HTTP router, listening and graceful shutdown.
+//! - [`cluster`] shares the broker between nodes through Redis (`[cluster]`).
 //! - [`config`] is `broker.toml`.
 
 pub mod app;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod security;

@@ -7,6 +7,7 @@ use crate::app::{AppBuilder, AppRuntime, AppSettings};
 use crate::broker::Broker;
 use crate::broker::destination::Prefixes;
 use crate::broker::history::History;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::security::connections::{Admission, ConnectionLimits};
 use crate::security::origin::OriginPolicy;
@@ -81,6 +82,7 @@ impl ServerState {
             ),
             app.channel_interceptors(),
             History::new(rules),
+            Cluster::new(&config.cluster),
         );
         let limits = &config.limits;
         let session_config = Arc::new(SessionConfig {
@@ -256,6 +258,16 @@ impl Server {
                 every,
                 shutdown.clone(),
             ));
+        }
+        if let Some(cluster) = state.broker().cluster() {
+            // Weak: the state owns the broker, which owns the cluster handle.
+            let weak = Arc::downgrade(&state);
+            cluster.set_snapshot(Box::new(move || {
+                weak.upgrade()
+                    .map(|state| crate::transport::cluster_api::node_snapshot(&state))
+                    .unwrap_or_default()
+            }));
+            cluster.start(state.app.template.clone(), shutdown.clone());
         }
         let app = router(state.clone()).into_make_service_with_connect_info::<RemoteAddr>();
         let listener = GuardedListener::new(

@@ -154,7 +154,7 @@ impl AppBuilder {
     }
 
     pub(crate) fn build(self, broker: Broker, settings: AppSettings) -> AppRuntime {
-        let users = Arc::new(UserRegistry::default());
+        let users = Arc::new(UserRegistry::new(broker.cluster().cloned()));
         let mut handshake: Vec<Arc<dyn HandshakeInterceptor>> =
             vec![Arc::new(SessionIdInterceptor)];
         handshake.extend(self.handshake);

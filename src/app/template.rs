@@ -5,6 +5,7 @@ use super::handler::{HandlerError, Payload};
 use super::users::{UserRegistry, session_key};
 use crate::broker::Broker;
 use crate::broker::destination::{self, Route};
+use crate::cluster::Forward;
 use crate::stomp::Headers;
 use serde::Serialize;
 use std::sync::Arc;
@@ -25,6 +26,14 @@ impl From<HandlerError> for TemplateError {
     fn from(error: HandlerError) -> Self {
         TemplateError::Payload(error.message)
     }
+}
+
+fn check_user_destination(destination: &str) -> Result<(), TemplateError> {
+    if !destination.starts_with('/') || destination.starts_with(super::users::USER_PREFIX) {
+        return Err(TemplateError::BadUserDestination(destination.to_owned()));
+    }
+    destination::validate(destination)?;
+    Ok(())
 }
 
 /// Cheap to clone; usable from any task.
@@ -91,6 +100,8 @@ impl MessagingTemplate {
         self.send_to_user(user, destination, &Headers::new(), Payload::json(payload)?)
     }
 
+    /// Sends to `user`'s sessions here and, with a cluster, on every other
+    /// node; returns the deliveries made on this node.
     pub fn send_to_user(
         &self,
         user: &str,
@@ -98,12 +109,41 @@ impl MessagingTemplate {
         headers: &Headers,
         payload: Payload,
     ) -> Result<usize, TemplateError> {
-        let sessions = self.users.sessions_of(user);
-        let mut deliveries = 0;
-        for session in sessions {
-            deliveries += self.send_to_session(&session, destination, headers, payload.clone())?;
+        check_user_destination(destination)?;
+        let headers = headers_with_type(headers, &payload);
+        if let Some(cluster) = self.broker.cluster() {
+            cluster.forward(Forward::User {
+                user: user.to_owned(),
+                destination: destination.to_owned(),
+                headers: headers.clone(),
+                body: payload.body.clone(),
+            });
         }
-        Ok(deliveries)
+        Ok(self.deliver_to_user_here(user, destination, &headers, payload.body))
+    }
+
+    /// Delivers to `user`'s sessions on this node only (a user message from
+    /// another node arrives here). `destination` was checked where it was sent.
+    pub fn deliver_to_user_here(
+        &self,
+        user: &str,
+        destination: &str,
+        headers: &Headers,
+        body: bytes::Bytes,
+    ) -> usize {
+        let shown = format!("{}{destination}", super::users::USER_PREFIX);
+        self.users
+            .sessions_of(user)
+            .iter()
+            .map(|session| {
+                self.broker.publish_to(
+                    &session_key(session, destination),
+                    &shown,
+                    headers,
+                    body.clone(),
+                )
+            })
+            .sum()
     }
 
     /// Sends to one session's `/user{destination}` subscriptions (`session` as clients see it).
@@ -114,10 +154,7 @@ impl MessagingTemplate {
         headers: &Headers,
         payload: Payload,
     ) -> Result<usize, TemplateError> {
-        if !destination.starts_with('/') || destination.starts_with(super::users::USER_PREFIX) {
-            return Err(TemplateError::BadUserDestination(destination.to_owned()));
-        }
-        destination::validate(destination)?;
+        check_user_destination(destination)?;
         let shown = format!("{}{destination}", super::users::USER_PREFIX);
         let headers = headers_with_type(headers, &payload);
         Ok(self.broker.publish_to(

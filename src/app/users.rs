@@ -1,8 +1,10 @@
 //! Which sessions belong to which user, for user destinations.
 
 use crate::broker::registry::SessionId;
+use crate::cluster::Cluster;
+use crate::cluster::channels::Channel;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// The prefix of user destinations, as clients write them (`/user/queue/x`).
 pub const USER_PREFIX: &str = "/user";
@@ -13,25 +15,45 @@ pub fn session_key(session_id: &str, destination: &str) -> String {
     format!("{USER_PREFIX}/{session_id}{destination}")
 }
 
+/// Sessions of each user on this node. With a cluster, a user's first session
+/// here subscribes this node to that user's channel, and the last one leaves it.
 #[derive(Debug, Default)]
 pub struct UserRegistry {
     sessions: RwLock<HashMap<String, Vec<(SessionId, String)>>>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl UserRegistry {
+    pub fn new(cluster: Option<Arc<Cluster>>) -> Self {
+        UserRegistry {
+            sessions: RwLock::default(),
+            cluster,
+        }
+    }
+
     pub fn add(&self, user: &str, session: SessionId, session_id: &str) {
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
-        map.entry(user.to_owned())
-            .or_default()
-            .push((session, session_id.to_owned()));
+        let list = map.entry(user.to_owned()).or_default();
+        list.push((session, session_id.to_owned()));
+        if list.len() == 1
+            && let Some(cluster) = &self.cluster
+        {
+            cluster.interest(Channel::User(user.to_owned()), 1);
+        }
     }
 
     pub fn remove(&self, user: &str, session: SessionId) {
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
         if let Some(list) = map.get_mut(user) {
+            let before = list.len();
             list.retain(|(id, _)| *id != session);
             if list.is_empty() {
                 map.remove(user);
+                if before > 0
+                    && let Some(cluster) = &self.cluster
+                {
+                    cluster.interest(Channel::User(user.to_owned()), -1);
+                }
             }
         }
     }

@@ -124,6 +124,68 @@ impl Ring {
     pub fn head(&self) -> u64 {
         self.head
     }
+
+    pub fn max_messages(&self) -> usize {
+        self.max_messages
+    }
+
+    /// Stores a message numbered elsewhere (by the cluster). `None` when `seq`
+    /// is already here; a jump means this node missed messages (it was not
+    /// subscribed), so what it holds no longer reaches back without a gap.
+    pub fn append_numbered(
+        &mut self,
+        seq: u64,
+        build: impl FnOnce(u64) -> Arc<PreparedMessage>,
+    ) -> Option<Arc<PreparedMessage>> {
+        if seq <= self.head {
+            return None;
+        }
+        if seq != self.head + 1 {
+            self.entries.clear();
+            self.evicted_through = seq - 1;
+        }
+        self.head = seq;
+        let message = build(seq);
+        let now = Instant::now();
+        self.entries.push_back(Entry {
+            seq,
+            at: now,
+            message: message.clone(),
+        });
+        self.evict(now);
+        message.into()
+    }
+
+    /// Replaces what this ring holds up to `head` with `messages` (numbered,
+    /// oldest first, with their age), read from the shared history at `head`;
+    /// newer messages that arrived live are kept. Without `messages` (the reader
+    /// was up to date) a ring that is behind `head` starts over from there.
+    pub fn merge_fetched(
+        &mut self,
+        head: u64,
+        messages: Vec<(u64, Duration, Arc<PreparedMessage>)>,
+    ) {
+        if messages.is_empty() {
+            if self.head < head {
+                self.entries.clear();
+                self.evicted_through = head;
+                self.head = head;
+            }
+            return;
+        }
+        let now = Instant::now();
+        let newer: Vec<Entry> = self.entries.drain(..).filter(|e| e.seq > head).collect();
+        self.evicted_through = messages.first().map_or(head, |(seq, _, _)| seq - 1);
+        self.entries
+            .extend(messages.into_iter().map(|(seq, age, message)| Entry {
+                seq,
+                at: now.checked_sub(age).unwrap_or(now),
+                message,
+            }));
+        self.entries.extend(newer);
+        self.head = self.head.max(head);
+        self.evict(now);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +289,45 @@ mod tests {
         let replay = ring.since(0);
         assert!(replay.gone);
         assert_eq!(replay.messages.len(), 1);
+    }
+
+    #[test]
+    fn numbered_messages_skip_repeats_and_notice_gaps() {
+        let mut ring = ring(10);
+        assert!(ring.append_numbered(1, message).is_some());
+        assert!(ring.append_numbered(2, message).is_some());
+        assert!(ring.append_numbered(2, message).is_none(), "a repeat");
+        assert!(ring.append_numbered(5, message).is_some());
+        let replay = ring.since(1);
+        assert!(replay.gone, "3 and 4 never came");
+        assert_eq!(
+            replay.messages.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            [5]
+        );
+        assert!(!ring.since(4).gone);
+    }
+
+    #[test]
+    fn fetched_history_fills_in_below_live_messages() {
+        let mut ring = ring(10);
+        ring.append_numbered(9, message);
+        let fetched = (6..=8)
+            .map(|seq| (seq, Duration::ZERO, message(seq)))
+            .collect();
+        ring.merge_fetched(8, fetched);
+        let replay = ring.since(5);
+        assert!(!replay.gone);
+        assert_eq!(
+            replay.messages.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            [6, 7, 8, 9]
+        );
+        assert_eq!(replay.head, 9);
+        assert!(ring.since(4).gone, "5 was not fetched");
+        ring.merge_fetched(9, Vec::new());
+        assert!(!ring.since(5).gone, "up to date: nothing changes");
+        ring.merge_fetched(12, Vec::new());
+        assert!(ring.since(9).gone, "10 to 12 were missed");
+        assert!(!ring.since(12).gone);
     }
 
     #[test]

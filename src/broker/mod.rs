@@ -1,11 +1,13 @@
 //! The in-memory broker: routes a published message to every matching subscription's
 //! outbound queue. Publishing never waits for a subscriber.
 
+mod clustered;
 pub mod destination;
 pub mod history;
 pub mod registry;
 
 use crate::app::interceptor::{ChannelInterceptor, OutboundMessage};
+use crate::cluster::Cluster;
 use crate::session::outbound::Outgoing;
 use crate::stomp::{Headers, PreparedMessage};
 use bytes::Bytes;
@@ -58,6 +60,7 @@ struct Inner {
     counters: Counters,
     interceptors: Vec<Arc<dyn ChannelInterceptor>>,
     history: History,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -77,15 +80,17 @@ pub struct Broker {
 
 impl Broker {
     pub fn new(prefixes: Prefixes) -> Self {
-        Broker::with_parts(prefixes, Vec::new(), History::default())
+        Broker::with_parts(prefixes, Vec::new(), History::default(), None)
     }
 
     /// A broker whose published messages pass through `interceptors` once each,
-    /// before fan-out, and whose destinations under `history` rules keep history.
+    /// before fan-out, whose destinations under `history` rules keep history,
+    /// and which shares its destinations with other nodes through `cluster`.
     pub fn with_parts(
         prefixes: Prefixes,
         interceptors: Vec<Arc<dyn ChannelInterceptor>>,
         history: History,
+        cluster: Option<Arc<Cluster>>,
     ) -> Self {
         Broker {
             inner: Arc::new(Inner {
@@ -95,6 +100,7 @@ impl Broker {
                 counters: Counters::default(),
                 interceptors,
                 history,
+                cluster,
             }),
         }
     }
@@ -115,12 +121,17 @@ impl Broker {
             destination::validate(&subscription.destination)?;
             None
         };
-        self.inner.registry.insert(subscription, pattern);
+        let destination = subscription.destination.clone();
+        if self.inner.registry.insert(subscription, pattern) {
+            self.note_interest(&destination, 1);
+        }
         Ok(())
     }
 
     pub fn unsubscribe(&self, subscription: &Subscription) {
-        self.inner.registry.remove(subscription);
+        if self.inner.registry.remove(subscription) {
+            self.note_interest(&subscription.destination, -1);
+        }
     }
 
     /// Publishes to every subscriber of `destination` and returns how many
@@ -151,33 +162,44 @@ impl Broker {
                     None => return 0,
                 }
             }
-            return self.fan_out(key, &message.destination, &message.headers, message.body);
+            return self.route(key, &message.destination, &message.headers, message.body);
         }
-        self.fan_out(key, destination, headers, body)
+        self.route(key, destination, headers, body)
     }
 
+    /// The MESSAGE every subscriber of `destination` gets, with a fresh id.
+    fn prepare(
+        &self,
+        destination: &str,
+        headers: &Headers,
+        body: Bytes,
+        seq: Option<u64>,
+    ) -> Arc<PreparedMessage> {
+        let message_id = self.inner.next_message_id.fetch_add(1, Ordering::Relaxed);
+        let mut message_headers = Headers::with_capacity(headers.len() + 3);
+        message_headers.push("destination", destination);
+        message_headers.push("message-id", itoa::Buffer::new().format(message_id));
+        if let Some(seq) = seq {
+            message_headers.push("seq", itoa::Buffer::new().format(seq));
+        }
+        for (name, value) in headers.iter() {
+            let owned_by_broker =
+                BROKER_HEADERS.contains(&name) || (seq.is_some() && name == "seq");
+            if !owned_by_broker {
+                message_headers.push(name, value);
+            }
+        }
+        let message = PreparedMessage::new(message_headers, body);
+        Arc::new(match seq {
+            Some(seq) => message.with_seq(seq),
+            None => message,
+        })
+    }
+
+    /// Delivers to this node's subscribers, numbering the message when its
+    /// destination keeps history.
     fn fan_out(&self, key: &str, destination: &str, headers: &Headers, body: Bytes) -> usize {
-        let build = |seq: Option<u64>| {
-            let message_id = self.inner.next_message_id.fetch_add(1, Ordering::Relaxed);
-            let mut message_headers = Headers::with_capacity(headers.len() + 3);
-            message_headers.push("destination", destination);
-            message_headers.push("message-id", itoa::Buffer::new().format(message_id));
-            if let Some(seq) = seq {
-                message_headers.push("seq", itoa::Buffer::new().format(seq));
-            }
-            for (name, value) in headers.iter() {
-                let owned_by_broker =
-                    BROKER_HEADERS.contains(&name) || (seq.is_some() && name == "seq");
-                if !owned_by_broker {
-                    message_headers.push(name, value);
-                }
-            }
-            let message = PreparedMessage::new(message_headers, body.clone());
-            Arc::new(match seq {
-                Some(seq) => message.with_seq(seq),
-                None => message,
-            })
-        };
+        let build = |seq: Option<u64>| self.prepare(destination, headers, body.clone(), seq);
         let deliveries = match self.inner.history.ring(key) {
             // Under the destination's lock, so a replaying subscriber sees each
             // message exactly once: in its replay or live, never both or neither.
@@ -188,12 +210,18 @@ impl Broker {
             }
             None => self.deliver(key, &build(None)),
         };
+        self.count(1, deliveries);
+        deliveries
+    }
+
+    fn count(&self, messages: u64, deliveries: usize) {
         let counters = &self.inner.counters;
-        counters.messages_in.fetch_add(1, Ordering::Relaxed);
+        if messages > 0 {
+            counters.messages_in.fetch_add(messages, Ordering::Relaxed);
+        }
         counters
             .deliveries
             .fetch_add(deliveries as u64, Ordering::Relaxed);
-        deliveries
     }
 
     fn deliver(&self, key: &str, message: &Arc<PreparedMessage>) -> usize {
@@ -247,7 +275,10 @@ impl Broker {
             }
         }
         let head = ring.head();
-        self.inner.registry.insert(subscription, None);
+        let destination = subscription.destination.clone();
+        if self.inner.registry.insert(subscription, None) {
+            self.note_interest(&destination, 1);
+        }
         Ok(Some(head))
     }
 

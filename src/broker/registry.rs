@@ -84,15 +84,18 @@ impl Registry {
         &self.exact[index]
     }
 
-    /// Adds an exact-destination subscription, or a pattern one when `pattern` is given.
-    pub fn insert(&self, subscription: Arc<Subscription>, pattern: Option<Pattern>) {
+    /// Adds an exact-destination subscription, or a pattern one when `pattern`
+    /// is given; true when it is the first for its destination (or pattern text).
+    pub fn insert(&self, subscription: Arc<Subscription>, pattern: Option<Pattern>) -> bool {
         match pattern {
             Some(pattern) => {
                 let mut patterns = self.patterns.write().unwrap_or_else(lock_poisoned);
+                let first = !patterns.iter().any(|p| p.pattern == pattern);
                 Arc::make_mut(&mut patterns).push(PatternSubscription {
                     pattern,
                     subscription,
                 });
+                first
             }
             None => {
                 let key = (subscription.session, subscription.id.clone());
@@ -102,12 +105,16 @@ impl Registry {
                     .write()
                     .unwrap_or_else(lock_poisoned);
                 let list = shard.entry(destination).or_default();
+                let first = list.is_empty();
                 Arc::make_mut(list).insert(key, subscription);
+                first
             }
         }
     }
 
-    pub fn remove(&self, subscription: &Subscription) {
+    /// Removes a subscription; true when it was the last of its destination
+    /// (or pattern text).
+    pub fn remove(&self, subscription: &Subscription) -> bool {
         let key = (subscription.session, subscription.id.clone());
         {
             let mut shard = self
@@ -115,11 +122,12 @@ impl Registry {
                 .write()
                 .unwrap_or_else(lock_poisoned);
             if let Some(list) = shard.get_mut(&subscription.destination) {
-                Arc::make_mut(list).swap_remove(&key);
+                let removed = Arc::make_mut(list).swap_remove(&key).is_some();
                 if list.is_empty() {
                     shard.remove(&subscription.destination);
+                    return removed;
                 }
-                return;
+                return false;
             }
         }
         let mut patterns = self.patterns.write().unwrap_or_else(lock_poisoned);
@@ -128,7 +136,11 @@ impl Registry {
             .any(|p| is_same(&p.subscription, subscription))
         {
             Arc::make_mut(&mut patterns).retain(|p| !is_same(&p.subscription, subscription));
+            return !patterns
+                .iter()
+                .any(|p| *p.subscription.destination == *subscription.destination);
         }
+        false
     }
 
     /// Calls `deliver` for every subscription matching `destination`.
@@ -214,10 +226,27 @@ mod tests {
     fn removing_the_last_subscriber_drops_the_destination() {
         let registry = Registry::default();
         let only = subscription(1, "a", "/topic/x");
-        registry.insert(only.clone(), None);
+        assert!(registry.insert(only.clone(), None), "first");
         assert_eq!(registry.counts(), [("/topic/x".to_owned(), 1)]);
-        registry.remove(&only);
+        assert!(registry.remove(&only), "last");
         assert!(registry.counts().is_empty());
+        assert!(!registry.remove(&only), "already gone");
+    }
+
+    #[test]
+    fn first_and_last_are_told_per_destination_and_pattern() {
+        let registry = Registry::default();
+        let (a, b) = (subscription(1, "a", "/t/x"), subscription(2, "b", "/t/x"));
+        assert!(registry.insert(a.clone(), None));
+        assert!(!registry.insert(b.clone(), None));
+        assert!(!registry.remove(&a));
+        assert!(registry.remove(&b));
+        let pattern = || Some(Pattern::compile("/t/*").unwrap());
+        let (p, q) = (subscription(1, "p", "/t/*"), subscription(2, "q", "/t/*"));
+        assert!(registry.insert(p.clone(), pattern()));
+        assert!(!registry.insert(q.clone(), pattern()));
+        assert!(!registry.remove(&p));
+        assert!(registry.remove(&q));
     }
 
     #[test]

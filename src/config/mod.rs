@@ -1,7 +1,9 @@
 //! `broker.toml`: schema, defaults and validation. Every setting of the broker lives here.
 
+mod cluster;
 mod security;
 
+pub use cluster::{ClusterBackend, ClusterConfig, redacted_url};
 pub use security::{AclRuleConfig, AuthConfig, JwtAlgorithm, JwtConfig, TlsConfig, UserConfig};
 
 use crate::stomp::Limits;
@@ -57,6 +59,8 @@ pub struct Config {
     /// `[[acl]]` tables: who may subscribe and send where; the first matching rule decides.
     #[serde(rename = "acl")]
     pub acl: Vec<AclRuleConfig>,
+    /// `[cluster]`: several nodes sharing one broker through Redis.
+    pub cluster: ClusterConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -364,10 +368,12 @@ impl Config {
         if let Some(jwt) = &mut config.auth.jwt {
             mask(&mut jwt.secret);
         }
+        config.cluster.url = redacted_url(&config.cluster.url);
         config
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.cluster.validate()?;
         validate_path("stomp.endpoint", &self.stomp.endpoint)?;
         validate_prefixes("stomp.app_prefixes", &self.stomp.app_prefixes)?;
         validate_prefixes("stomp.broker_prefixes", &self.stomp.broker_prefixes)?;

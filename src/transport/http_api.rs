@@ -5,7 +5,7 @@ use crate::app::handler::{JSON, Payload, TEXT};
 use crate::server::ServerState;
 use crate::stomp::Headers;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -18,13 +18,15 @@ use std::sync::atomic::Ordering;
 use std::time::UNIX_EPOCH;
 
 #[derive(Debug, thiserror::Error)]
-enum ApiError {
+pub(crate) enum ApiError {
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl IntoResponse for ApiError {
@@ -33,6 +35,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         let mut response = (
             status,
@@ -156,7 +159,7 @@ async fn publish_to_user(
 }
 
 #[derive(Debug, Serialize)]
-struct Stats {
+pub(crate) struct Stats {
     /// STOMP-over-WebSocket sessions.
     connections: usize,
     /// Open TCP connections of every kind, and those still before their first request.
@@ -172,9 +175,42 @@ struct Stats {
     messages_in: u64,
     deliveries: u64,
     subscriptions: BTreeMap<String, usize>,
+    /// The backplane's state and counters, with `[cluster]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<serde_json::Value>,
 }
 
-async fn stats(State(state): State<Arc<ServerState>>) -> Json<Stats> {
+/// `?scope=cluster` asks for every node's view instead of this node's.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScopeQuery {
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+impl ScopeQuery {
+    fn cluster_wide(&self) -> Result<bool, ApiError> {
+        match self.scope.as_deref() {
+            None | Some("node") => Ok(false),
+            Some("cluster") => Ok(true),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "scope {other:?} is not known; use node or cluster"
+            ))),
+        }
+    }
+}
+
+async fn stats(
+    State(state): State<Arc<ServerState>>,
+    Query(query): Query<ScopeQuery>,
+) -> Result<Response, ApiError> {
+    if query.cluster_wide()? {
+        return super::cluster_api::cluster_stats(&state).await;
+    }
+    Ok(Json(stats_view(&state)).into_response())
+}
+
+pub(crate) fn stats_view(state: &ServerState) -> Stats {
     let counters = state.broker().counters();
     let mut transports = BTreeMap::new();
     for info in state.app.directory.list() {
@@ -185,7 +221,7 @@ async fn stats(State(state): State<Arc<ServerState>>) -> Json<Stats> {
             .unwrap_or_default();
         *transports.entry(transport).or_default() += 1;
     }
-    Json(Stats {
+    Stats {
         connections: state.connections.load(Ordering::Relaxed),
         tcp_connections: state.admission.open(),
         pending_handshakes: state.admission.pending(),
@@ -197,7 +233,8 @@ async fn stats(State(state): State<Arc<ServerState>>) -> Json<Stats> {
         messages_in: counters.messages_in.load(Ordering::Relaxed),
         deliveries: counters.deliveries.load(Ordering::Relaxed),
         subscriptions: state.broker().subscription_counts().into_iter().collect(),
-    })
+        cluster: state.broker().cluster().map(|cluster| cluster.status()),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -207,7 +244,7 @@ struct SubscriptionView {
 }
 
 #[derive(Debug, Serialize)]
-struct SessionView {
+pub(crate) struct SessionView {
     id: String,
     user: Option<String>,
     remote: Option<String>,
@@ -217,8 +254,18 @@ struct SessionView {
     attributes: BTreeMap<String, String>,
 }
 
-async fn sessions(State(state): State<Arc<ServerState>>) -> Json<Vec<SessionView>> {
-    let list = state
+async fn sessions(
+    State(state): State<Arc<ServerState>>,
+    Query(query): Query<ScopeQuery>,
+) -> Result<Response, ApiError> {
+    if query.cluster_wide()? {
+        return super::cluster_api::cluster_sessions(&state).await;
+    }
+    Ok(Json(session_views(&state)).into_response())
+}
+
+pub(crate) fn session_views(state: &ServerState) -> Vec<SessionView> {
+    state
         .app
         .directory
         .list()
@@ -239,8 +286,7 @@ async fn sessions(State(state): State<Arc<ServerState>>) -> Json<Vec<SessionView
                 .collect(),
             attributes: info.attributes.clone(),
         })
-        .collect();
-    Json(list)
+        .collect()
 }
 
 /// `DELETE /api/sessions/{id}`: ends a session of either transport (the seeds' `close/{userId}`).
@@ -268,6 +314,8 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/api/stats", get(stats))
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", axum::routing::delete(close_session))
+        .route("/health", get(super::cluster_api::health))
+        .route("/ready", get(super::cluster_api::ready))
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ pub async fn subscribe(
         }
     }
     let last_id = last_event_id(&headers, &query);
-    open(state, remote, uri, headers, None, destinations, last_id)
+    open(state, remote, uri, headers, None, destinations, last_id).await
 }
 
 /// `GET /sse/users/{user}`: every `convert_and_send_to_user` message for `user`.
@@ -124,9 +124,10 @@ pub async fn user_stream(
         vec!["/user/**".to_owned()],
         None,
     )
+    .await
 }
 
-fn open(
+async fn open(
     state: Arc<ServerState>,
     remote: std::net::SocketAddr,
     uri: Uri,
@@ -178,10 +179,16 @@ fn open(
         .as_deref()
         .map(|id| parse_positions(id, destinations.len()));
     let mut positions = Vec::with_capacity(destinations.len());
+    let mut leases = Vec::new();
     for (index, destination) in destinations.iter().enumerate() {
         if flow == Flow::Close {
             break;
         }
+        let after = match &since {
+            Some(Some(from)) => Some(from[index]),
+            _ => None,
+        };
+        leases.extend(load_shared_history(&state, destination, after).await);
         let mut subscribe = Frame::new(Command::Subscribe)
             .header("id", index.to_string())
             .header("destination", destination.clone());
@@ -195,6 +202,8 @@ fn open(
             _ => head,
         });
     }
+    // Registered subscriptions now keep their channels; the leases may go.
+    drop(leases);
     if flow == Flow::Close {
         let (status, reason) = refusal(&session);
         return refuse(status, reason);
@@ -284,6 +293,31 @@ fn put_data(body: &[u8], out: &mut BytesMut) {
 }
 
 /// The event telling a page that messages it asked for are no longer kept.
+/// With a cluster, a client may resume here after reading another node: brings
+/// `destination`'s ring up to date from Redis before the replaying subscribe.
+/// Without Redis the ring is all there is, and a gap shows as history-gone.
+async fn load_shared_history(
+    state: &ServerState,
+    destination: &str,
+    after: Option<u64>,
+) -> Option<crate::cluster::Lease> {
+    let broker = state.broker();
+    let cluster = broker.cluster()?;
+    if destination::is_pattern(destination) || !broker.keeps_history(destination) {
+        return None;
+    }
+    match cluster.prepare_replay(destination, after).await {
+        Ok((lease, fetched)) => {
+            broker.merge_shared_history(destination, fetched);
+            Some(lease)
+        }
+        Err(error) => {
+            tracing::info!(%error, destination, "replaying from this node's history only");
+            None
+        }
+    }
+}
+
 fn put_history_gone(destination: &str, out: &mut BytesMut) {
     out.put_slice(b"event: history-gone\n");
     put_data(

@@ -1,0 +1,441 @@
+//! The Redis side of a node: connects (and reconnects with backoff), forwards
+//! the outbox in pipelined batches, keeps the channel subscriptions matching
+//! local interest, refreshes the node's registry entry, and delivers what
+//! other nodes publish.
+//!
+//! Each connection runs four tasks; the first to fail ends the connection,
+//! and the node serves local subscribers alone until the next one is up.
+
+use super::channels::{Channel, Target};
+use super::envelope::{self, Envelope, Inbound};
+use super::{Cluster, ClusterError, Forward, lock};
+use crate::app::template::MessagingTemplate;
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Numbers, stores and publishes a message of a destination with history, in
+/// one step, so every node sees the numbers in the order Redis assigned them.
+/// KEYS: sequence, history list, channel. ARGV: preamble head, frame tail,
+/// messages to keep, TTL in ms.
+const PUBLISH_WITH_HISTORY: &str = r"
+local seq = redis.call('INCR', KEYS[1])
+local payload = ARGV[1] .. seq .. ARGV[2]
+redis.call('RPUSH', KEYS[2], payload)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PUBLISH', KEYS[3], payload)
+return seq
+";
+
+/// The command connection, shared with replay and the cluster views.
+#[derive(Clone)]
+pub(super) struct CommandLink {
+    pub connection: MultiplexedConnection,
+    pub publish_sha: String,
+    pub fetch_sha: String,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+async fn connect(
+    cluster: &Cluster,
+    client: &redis::Client,
+) -> Result<(CommandLink, PubSubSink, PubSubStream), ClusterError> {
+    let timeout = cluster.command_timeout();
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    let pubsub = tokio::time::timeout(timeout, client.get_async_pubsub())
+        .await
+        .map_err(|_| ClusterError::Timeout("the subscription connection"))??;
+    let load = |script: &'static str| redis::cmd("SCRIPT").arg("LOAD").arg(script).clone();
+    let publish_sha: String = load(PUBLISH_WITH_HISTORY)
+        .query_async(&mut connection)
+        .await?;
+    let fetch_sha: String = load(super::replay::FETCH_HISTORY)
+        .query_async(&mut connection)
+        .await?;
+    let (sink, stream) = pubsub.split();
+    Ok((
+        CommandLink {
+            connection,
+            publish_sha,
+            fetch_sha,
+        },
+        sink,
+        stream,
+    ))
+}
+
+pub(super) async fn run(
+    cluster: Arc<Cluster>,
+    template: MessagingTemplate,
+    outbox: mpsc::Receiver<Forward>,
+    shutdown: CancellationToken,
+) {
+    let client = match redis::Client::open(cluster.config.url.as_str()) {
+        Ok(client) => client,
+        Err(error) => {
+            // Validated with the configuration; reaching here is a bug, not an outage.
+            tracing::error!(%error, "cluster.url cannot be used; running as a single node");
+            return;
+        }
+    };
+    let outbox = Arc::new(tokio::sync::Mutex::new(outbox));
+    let min = Duration::from_millis(cluster.config.reconnect_min_ms);
+    let max = Duration::from_millis(cluster.config.reconnect_max_ms);
+    let mut backoff = min;
+    while !shutdown.is_cancelled() {
+        let attempt = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            attempt = connect(&cluster, &client) => attempt,
+        };
+        match attempt {
+            Ok((link, sink, stream)) => {
+                backoff = min;
+                let reason =
+                    serve(&cluster, &template, &outbox, link, sink, stream, &shutdown).await;
+                cluster.set_down(reason);
+            }
+            Err(error) => cluster.set_down(error.to_string()),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = drop_while_down(&cluster, &outbox, backoff) => {}
+        }
+        backoff = (backoff * 2).min(max);
+    }
+    remove_registry_entry(&cluster).await;
+}
+
+/// Sleeps for `pause`, dropping (and counting) what was queued before the outage.
+async fn drop_while_down(
+    cluster: &Cluster,
+    outbox: &tokio::sync::Mutex<mpsc::Receiver<Forward>>,
+    pause: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + pause;
+    let mut outbox = outbox.lock().await;
+    while let Ok(Some(_)) = tokio::time::timeout_at(deadline, outbox.recv()).await {
+        cluster
+            .counters
+            .dropped_while_down
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn serve(
+    cluster: &Arc<Cluster>,
+    template: &MessagingTemplate,
+    outbox: &Arc<tokio::sync::Mutex<mpsc::Receiver<Forward>>>,
+    link: CommandLink,
+    sink: PubSubSink,
+    mut stream: PubSubStream,
+    shutdown: &CancellationToken,
+) -> String {
+    *lock(&cluster.link) = Some(link.clone());
+    let mut tasks: JoinSet<String> = JoinSet::new();
+    tasks.spawn(forward_outbox(
+        cluster.clone(),
+        outbox.clone(),
+        link.clone(),
+    ));
+    tasks.spawn(follow_interest(cluster.clone(), sink));
+    tasks.spawn(refresh_registry(cluster.clone(), link.connection.clone()));
+    cluster.set_up();
+    let mut inbound = InboundState::default();
+    let reason = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break "shutting down".to_owned(),
+            message = stream.next() => match message {
+                Some(message) => inbound.handle(cluster, template, &message),
+                None => break "the subscription connection closed".to_owned(),
+            },
+            failed = tasks.join_next() => {
+                break match failed {
+                    Some(Ok(reason)) => reason,
+                    Some(Err(error)) => format!("backplane task failed: {error}"),
+                    None => "backplane tasks ended".to_owned(),
+                };
+            }
+        }
+    };
+    tasks.shutdown().await;
+    reason
+}
+
+async fn forward_outbox(
+    cluster: Arc<Cluster>,
+    outbox: Arc<tokio::sync::Mutex<mpsc::Receiver<Forward>>>,
+    mut link: CommandLink,
+) -> String {
+    let mut outbox = outbox.lock().await;
+    let mut batch = Vec::with_capacity(256);
+    let mut origin_seq = 0u64;
+    loop {
+        if outbox.recv_many(&mut batch, 256).await == 0 {
+            return "the outbox closed".into();
+        }
+        let mut pipe = redis::pipe();
+        let published_ms = now_ms();
+        for message in batch.drain(..) {
+            origin_seq += 1;
+            add_to_pipeline(
+                &cluster,
+                &link,
+                &mut pipe,
+                message,
+                origin_seq,
+                published_ms,
+            );
+        }
+        let count = pipe.len() as u64;
+        if let Err(error) = pipe.exec_async(&mut link.connection).await {
+            cluster
+                .counters
+                .dropped_failed
+                .fetch_add(count, Ordering::Relaxed);
+            return format!("publishing failed: {error}");
+        }
+        cluster
+            .counters
+            .forwarded
+            .fetch_add(count, Ordering::Relaxed);
+    }
+}
+
+fn add_to_pipeline(
+    cluster: &Cluster,
+    link: &CommandLink,
+    pipe: &mut redis::Pipeline,
+    message: Forward,
+    origin_seq: u64,
+    published_ms: u64,
+) {
+    let names = &cluster.names;
+    match message {
+        Forward::Message {
+            key,
+            headers,
+            body,
+            delivered_locally,
+            history,
+        } => {
+            let head = envelope::preamble_head(
+                &cluster.node,
+                cluster.instance,
+                origin_seq,
+                delivered_locally,
+                published_ms,
+            );
+            let tail = envelope::frame_tail(&key, &headers, &body);
+            match history {
+                Some(keep) => {
+                    pipe.cmd("EVALSHA")
+                        .arg(&link.publish_sha)
+                        .arg(3)
+                        .arg(names.sequence_key(&key))
+                        .arg(names.history_key(&key))
+                        .arg(names.destination(&key))
+                        .arg(head)
+                        .arg(&tail[..])
+                        .arg(keep.max(1))
+                        .arg(cluster.config.history_ttl_ms)
+                        .ignore();
+                }
+                None => {
+                    let mut payload = head.into_bytes();
+                    payload.push(b'0');
+                    payload.extend_from_slice(&tail);
+                    pipe.cmd("PUBLISH")
+                        .arg(names.destination(&key))
+                        .arg(payload)
+                        .ignore();
+                }
+            }
+        }
+        Forward::User {
+            user,
+            destination,
+            headers,
+            body,
+        } => {
+            let mut payload = envelope::preamble_head(
+                &cluster.node,
+                cluster.instance,
+                origin_seq,
+                true,
+                published_ms,
+            )
+            .into_bytes();
+            payload.push(b'0');
+            payload.extend_from_slice(&envelope::frame_tail(&destination, &headers, &body));
+            pipe.cmd("PUBLISH")
+                .arg(names.user(&user))
+                .arg(payload)
+                .ignore();
+        }
+    }
+}
+
+/// Keeps the connection's subscriptions equal to what local interest wants.
+async fn follow_interest(cluster: Arc<Cluster>, mut sink: PubSubSink) -> String {
+    let mut subscribed: HashSet<Channel> = HashSet::new();
+    loop {
+        let changed = cluster.interest_changed.notified();
+        let plan = lock(&cluster.interest).plan(&subscribed);
+        if plan.is_empty() {
+            changed.await;
+            continue;
+        }
+        for channel in plan.subscribe {
+            let (name, pattern) = cluster.names.redis_name(&channel);
+            let done = if pattern {
+                sink.psubscribe(&name).await
+            } else {
+                sink.subscribe(&name).await
+            };
+            if let Err(error) = done {
+                return format!("subscribing to {name} failed: {error}");
+            }
+            lock(&cluster.interest).confirm(channel.clone());
+            subscribed.insert(channel);
+        }
+        for channel in plan.unsubscribe {
+            let (name, pattern) = cluster.names.redis_name(&channel);
+            lock(&cluster.interest).withdraw(&channel);
+            let done = if pattern {
+                sink.punsubscribe(&name).await
+            } else {
+                sink.unsubscribe(&name).await
+            };
+            if let Err(error) = done {
+                return format!("unsubscribing from {name} failed: {error}");
+            }
+            subscribed.remove(&channel);
+        }
+        cluster
+            .confirmations
+            .send_modify(|generation| *generation += 1);
+    }
+}
+
+/// Writes this node's registry entry every `registry_refresh_ms`; it expires
+/// `registry_ttl_ms` after the last write, so a dead node drops out by itself.
+/// A write that fails or times out also tells that Redis is gone.
+async fn refresh_registry(cluster: Arc<Cluster>, mut connection: MultiplexedConnection) -> String {
+    let mut every =
+        tokio::time::interval(Duration::from_millis(cluster.config.registry_refresh_ms));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let entry = super::nodes::entry(&cluster, now_ms());
+        let written: Result<(), _> = redis::cmd("SET")
+            .arg(cluster.names.node_key(&cluster.node))
+            .arg(entry.to_string())
+            .arg("PX")
+            .arg(cluster.config.registry_ttl_ms)
+            .query_async(&mut connection)
+            .await;
+        if let Err(error) = written {
+            return format!("registry refresh failed: {error}");
+        }
+    }
+}
+
+async fn remove_registry_entry(cluster: &Cluster) {
+    let link = lock(&cluster.link).clone();
+    if let Some(mut link) = link {
+        let removed: Result<(), _> = redis::cmd("DEL")
+            .arg(cluster.names.node_key(&cluster.node))
+            .query_async(&mut link.connection)
+            .await;
+        if let Err(error) = removed {
+            tracing::debug!(%error, "could not remove the registry entry; it expires by itself");
+        }
+    }
+}
+
+/// The last origin sequence number seen per sending process.
+#[derive(Default)]
+struct InboundState {
+    /// By instance: random per process, so a node id reused after a restart starts afresh.
+    last_seen: HashMap<u64, u64>,
+}
+
+impl InboundState {
+    fn handle(&mut self, cluster: &Cluster, template: &MessagingTemplate, message: &redis::Msg) {
+        let envelope = match envelope::decode(message.get_payload_bytes()) {
+            Ok(Inbound::Message(envelope)) => envelope,
+            Ok(Inbound::Marker(token)) => {
+                if let Some(waiter) = lock(&cluster.markers).remove(&token) {
+                    let _ = waiter.send(());
+                }
+                return;
+            }
+            Err(error) => {
+                let seen = cluster.counters.invalid.fetch_add(1, Ordering::Relaxed);
+                if seen.is_multiple_of(1000) {
+                    tracing::warn!(channel = message.get_channel_name(), %error, "ignored a message on a cluster channel");
+                }
+                return;
+            }
+        };
+        if !self.is_new(&envelope) {
+            return;
+        }
+        let own = envelope.node == cluster.node && envelope.instance == cluster.instance;
+        if own && envelope.delivered_at_origin {
+            return;
+        }
+        cluster.counters.received.fetch_add(1, Ordering::Relaxed);
+        let Envelope {
+            destination,
+            headers,
+            body,
+            seq,
+            ..
+        } = envelope;
+        match cluster.names.target(message.get_channel_name()) {
+            Some(Target::Destination(key)) if key == destination => {
+                template
+                    .broker()
+                    .deliver_from_cluster(key, &headers, body, seq);
+            }
+            Some(Target::User(user)) => {
+                template.deliver_to_user_here(user, &destination, &headers, body);
+            }
+            _ => {
+                cluster.counters.invalid.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A publish reaches a node once per matching subscription (a channel and
+    /// a pattern); origins number their messages in sending order, so anything
+    /// not above the last number seen from that origin is a repeat.
+    fn is_new(&mut self, envelope: &Envelope) -> bool {
+        let last = self.last_seen.entry(envelope.instance).or_default();
+        if envelope.origin_seq <= *last {
+            return false;
+        }
+        *last = envelope.origin_seq;
+        true
+    }
+}

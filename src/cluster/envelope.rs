@@ -1,0 +1,202 @@
+//! The bytes of a cross-node message: one preamble line saying who sent it,
+//! then the message itself as a STOMP frame, so headers and bodies keep the
+//! escaping and binary safety of the wire format.
+//!
+//! `S1 <node> <instance> <origin-seq> <delivered-at-origin> <published-ms> <seq>\n<frame>`,
+//! where `seq` is the destination's history number, or 0 without history. The
+//! history script writes `seq` itself, so it is the last field. A fetch marker
+//! (see `replay`) is `S1m <token>`.
+
+use crate::stomp::{Command, Decoded, Decoder, Frame, Headers, Limits, Version, encode};
+use bytes::{Bytes, BytesMut};
+
+const VERSION: &str = "S1";
+
+/// A message as it left its origin node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub node: String,
+    /// Random per process, so a restarted node with the same id starts a new sequence.
+    pub instance: u64,
+    /// Numbers every message one process forwards, in forwarding order.
+    pub origin_seq: u64,
+    /// The origin already delivered to its own subscribers.
+    pub delivered_at_origin: bool,
+    pub published_ms: u64,
+    pub seq: Option<u64>,
+    /// The destination as the frame carries it (user destinations: `/queue/x`).
+    pub destination: String,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Inbound {
+    Message(Envelope),
+    Marker(u64),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum EnvelopeError {
+    #[error("not a stomphub cluster message")]
+    Foreign,
+    #[error("bad preamble field {0}")]
+    Preamble(&'static str),
+    #[error("bad frame: {0}")]
+    Frame(String),
+}
+
+/// The preamble up to (not including) `seq`, which the history script appends.
+pub fn preamble_head(
+    node: &str,
+    instance: u64,
+    origin_seq: u64,
+    delivered_at_origin: bool,
+    published_ms: u64,
+) -> String {
+    let local = u8::from(delivered_at_origin);
+    format!("{VERSION} {node} {instance:x} {origin_seq} {local} {published_ms} ")
+}
+
+/// `\n` and the frame: what follows `seq`.
+pub fn frame_tail(destination: &str, headers: &Headers, body: &Bytes) -> BytesMut {
+    let mut frame = Frame::new(Command::Message);
+    frame.headers = Headers::with_capacity(headers.len() + 1);
+    frame.headers.push("destination", destination);
+    for (name, value) in headers.iter() {
+        frame.headers.push(name, value);
+    }
+    frame.body = body.clone();
+    let mut out = BytesMut::with_capacity(body.len() + 64);
+    out.extend_from_slice(b"\n");
+    encode(&frame, Version::V1_2, &mut out);
+    out
+}
+
+pub fn marker(token: u64) -> String {
+    format!("{VERSION}m {token:x}")
+}
+
+/// Frames from other nodes were checked there; these limits only stop a
+/// foreign publisher on the same Redis from making a node allocate without end.
+fn limits() -> Limits {
+    Limits {
+        max_frame_size: 64 << 20,
+        max_headers: 1024,
+        max_header_line: 1 << 20,
+        max_body_size: 64 << 20,
+    }
+}
+
+pub fn decode(payload: &[u8]) -> Result<Inbound, EnvelopeError> {
+    if let Some(token) = payload.strip_prefix(format!("{VERSION}m ").as_bytes()) {
+        let token = std::str::from_utf8(token).map_err(|_| EnvelopeError::Preamble("token"))?;
+        return u64::from_str_radix(token, 16)
+            .map(Inbound::Marker)
+            .map_err(|_| EnvelopeError::Preamble("token"));
+    }
+    let newline = memchr::memchr(b'\n', payload).ok_or(EnvelopeError::Foreign)?;
+    let preamble = std::str::from_utf8(&payload[..newline]).map_err(|_| EnvelopeError::Foreign)?;
+    let mut fields = preamble.split(' ');
+    if fields.next() != Some(VERSION) {
+        return Err(EnvelopeError::Foreign);
+    }
+    let mut next = |name: &'static str| fields.next().ok_or(EnvelopeError::Preamble(name));
+    let node = next("node")?.to_owned();
+    let instance = u64::from_str_radix(next("instance")?, 16)
+        .map_err(|_| EnvelopeError::Preamble("instance"))?;
+    let number = |text: &str, name| {
+        text.parse::<u64>()
+            .map_err(|_| EnvelopeError::Preamble(name))
+    };
+    let origin_seq = number(next("origin-seq")?, "origin-seq")?;
+    let delivered_at_origin = match next("delivered")? {
+        "0" => false,
+        "1" => true,
+        _ => return Err(EnvelopeError::Preamble("delivered")),
+    };
+    let published_ms = number(next("published")?, "published")?;
+    let seq = number(next("seq")?, "seq")?;
+    let mut decoder = Decoder::new(limits());
+    decoder.set_version(Version::V1_2);
+    decoder.feed(&payload[newline + 1..]);
+    let frame = match decoder.decode() {
+        Ok(Some(Decoded::Frame(frame))) if frame.command == Command::Message => frame,
+        Ok(_) => return Err(EnvelopeError::Frame("no MESSAGE frame".into())),
+        Err(error) => return Err(EnvelopeError::Frame(error.to_string())),
+    };
+    let destination = frame
+        .get("destination")
+        .ok_or_else(|| EnvelopeError::Frame("no destination".into()))?
+        .to_owned();
+    Ok(Inbound::Message(Envelope {
+        node,
+        instance,
+        origin_seq,
+        delivered_at_origin,
+        published_ms,
+        seq: (seq > 0).then_some(seq),
+        destination,
+        headers: frame.headers,
+        body: frame.body,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(seq: u64) -> Vec<u8> {
+        let mut headers = Headers::new();
+        headers.push("content-type", "text/plain");
+        headers.push("x:odd", "line\nbreak");
+        let mut bytes = preamble_head("n-1", 0xabc, 7, true, 1234).into_bytes();
+        bytes.extend_from_slice(seq.to_string().as_bytes());
+        bytes.extend_from_slice(&frame_tail(
+            "/topic/a",
+            &headers,
+            &Bytes::from_static(b"hi\0there"),
+        ));
+        bytes
+    }
+
+    #[test]
+    fn round_trips_headers_and_binary_bodies() {
+        let Inbound::Message(envelope) = decode(&payload(42)).unwrap() else {
+            panic!("not a message")
+        };
+        assert_eq!(envelope.node, "n-1");
+        assert_eq!(envelope.instance, 0xabc);
+        assert_eq!(envelope.origin_seq, 7);
+        assert!(envelope.delivered_at_origin);
+        assert_eq!(envelope.seq, Some(42));
+        assert_eq!(envelope.destination, "/topic/a");
+        assert_eq!(envelope.headers.get("x:odd"), Some("line\nbreak"));
+        assert_eq!(&envelope.body[..], b"hi\0there");
+        let Inbound::Message(plain) = decode(&payload(0)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(plain.seq, None);
+    }
+
+    #[test]
+    fn markers_and_garbage() {
+        assert_eq!(
+            decode(marker(0xbeef).as_bytes()),
+            Ok(Inbound::Marker(0xbeef))
+        );
+        assert_eq!(decode(b"hello"), Err(EnvelopeError::Foreign));
+        assert_eq!(decode(b"S2 x\n"), Err(EnvelopeError::Foreign));
+        assert!(matches!(
+            decode(b"S1 n zz 1 1 1 0\n"),
+            Err(EnvelopeError::Preamble(_))
+        ));
+        assert!(matches!(
+            decode(b"S1 n a 1 1 1 0\nNOPE\n\n\0"),
+            Err(EnvelopeError::Frame(_))
+        ));
+        let mut truncated = payload(1);
+        truncated.truncate(truncated.len() - 3);
+        assert!(decode(&truncated).is_err());
+    }
+}
