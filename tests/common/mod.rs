@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod canary;
+pub mod cluster;
 pub mod http;
 pub mod sse;
 
