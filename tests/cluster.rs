@@ -389,6 +389,25 @@ async fn three_nodes_behind_nginx_share_one_broker() {
         receive(&mut local, 50, "local after outage").await,
         numbered("r", 0..50)
     );
+
+    // Redis came back empty: history is numbered from 1 again, live streams go on,
+    // and a resume from a position of the old numbering is told history-gone.
+    post_json(
+        nodes[0].addr,
+        "/api/publish",
+        None,
+        r#"{"destination": "/topic/hist/a", "body": "h-7"}"#,
+    )
+    .await;
+    let (id, _, data) = resumed.event().await;
+    assert_eq!((id.as_deref(), data.as_str()), (Some("1"), "h-7"));
+    let mut stale = SseClient::open(
+        nodes[0].addr,
+        "/sse/subscribe?destination=/topic/hist/a",
+        Some("6"),
+    )
+    .await;
+    assert_eq!(stale.event().await.1, "history-gone");
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }

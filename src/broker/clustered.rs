@@ -104,6 +104,14 @@ impl Broker {
         self.count(0, deliveries);
     }
 
+    /// A new connection to Redis: Redis may have restarted empty and number
+    /// from 1 again, so numbers held here can no longer be compared with new ones.
+    pub fn restart_shared_numbering(&self) {
+        self.inner
+            .history
+            .for_each_ring(|ring| ring.restart_numbering());
+    }
+
     /// Whether `key` keeps history (and so can be replayed).
     pub fn keeps_history(&self, key: &str) -> bool {
         self.inner.history.ring(key).is_some()

@@ -116,13 +116,23 @@ impl Ring {
             .collect();
         Replay {
             messages,
-            gone: after < self.evicted_through,
+            // A position beyond the head was numbered before a restart (of this
+            // broker, or of Redis in a cluster): what it followed is unknown.
+            gone: after < self.evicted_through || after > self.head,
             head: self.head,
         }
     }
 
     pub fn head(&self) -> u64 {
         self.head
+    }
+
+    /// Forgets everything: the numbering may have started again elsewhere (a
+    /// cluster reconnected to Redis, which may have restarted empty).
+    pub fn restart_numbering(&mut self) {
+        self.entries.clear();
+        self.head = 0;
+        self.evicted_through = 0;
     }
 
     pub fn max_messages(&self) -> usize {
@@ -204,6 +214,20 @@ impl History {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Calls `each` with every ring that exists.
+    pub fn for_each_ring(&self, mut each: impl FnMut(&mut Ring)) {
+        let rings: Vec<_> = self
+            .rings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for ring in rings {
+            each(&mut ring.lock().unwrap_or_else(|p| p.into_inner()));
+        }
     }
 
     /// The ring of `destination`, created on first use; `None` when no rule covers it.
@@ -305,6 +329,15 @@ mod tests {
             [5]
         );
         assert!(!ring.since(4).gone);
+        assert!(
+            ring.since(6).gone,
+            "a position beyond the head predates a restart"
+        );
+        ring.restart_numbering();
+        assert!(
+            ring.append_numbered(1, message).is_some(),
+            "numbering started again"
+        );
     }
 
     #[test]

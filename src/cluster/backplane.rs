@@ -111,6 +111,9 @@ pub(super) async fn run(
                 backoff = min;
                 let reason =
                     serve(&cluster, &template, &outbox, link, sink, stream, &shutdown).await;
+                if shutdown.is_cancelled() {
+                    break;
+                }
                 cluster.set_down(reason);
             }
             Err(error) => cluster.set_down(error.to_string()),
@@ -150,6 +153,7 @@ async fn serve(
     shutdown: &CancellationToken,
 ) -> String {
     *lock(&cluster.link) = Some(link.clone());
+    template.broker().restart_shared_numbering();
     let mut tasks: JoinSet<String> = JoinSet::new();
     tasks.spawn(forward_outbox(
         cluster.clone(),

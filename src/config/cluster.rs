@@ -171,6 +171,16 @@ mod tests {
     }
 
     #[test]
+    fn passwords_are_masked_for_display() {
+        assert_eq!(
+            redacted_url("redis://u:secret@h:1/0"),
+            "redis://u:***@h:1/0"
+        );
+        assert_eq!(redacted_url("redis://:secret@h/"), "redis://:***@h/");
+        assert_eq!(redacted_url("redis://h:1/"), "redis://h:1/");
+    }
+
+    #[test]
     fn refresh_must_come_well_before_expiry() {
         let mut config = redis("redis://127.0.0.1/");
         config.registry_refresh_ms = 6_000;
