@@ -16,6 +16,8 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct FanoutOptions {
     pub target: Target,
+    /// Where the STOMP subscribers connect, round-robin; empty = `target`.
+    pub subscriber_targets: Vec<Target>,
     pub destination: String,
     pub subscribers: usize,
     /// Server-sent-events subscribers on the same destination, beside the STOMP ones.
@@ -116,8 +118,13 @@ pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
     let (stop, stop_signal) = watch::channel(false);
     let destinations = vec![options.destination.clone(); options.subscribers];
     let connect = async {
+        let subscriber_targets = if options.subscriber_targets.is_empty() {
+            std::slice::from_ref(&options.target)
+        } else {
+            &options.subscriber_targets[..]
+        };
         let mut tasks = subscribers::start_stomp(
-            &options.target,
+            subscriber_targets,
             &destinations,
             options.publishers,
             options.messages,

@@ -117,6 +117,10 @@ struct FanoutArgs {
     /// Upper bound on the publishing phase, in seconds.
     #[arg(long, default_value_t = 60)]
     max_seconds: u64,
+    /// Spread the STOMP subscribers round-robin over these broker URLs (other
+    /// cluster nodes) instead of `--url`, which the publishers keep using.
+    #[arg(long, value_delimiter = ',')]
+    subscriber_urls: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -138,6 +142,14 @@ fn main() -> ExitCode {
     let result: Result<serde_json::Value, String> = match cli.scenario {
         Scenario::Fanout(args) => runtime
             .block_on(fanout::run(fanout::FanoutOptions {
+                subscriber_targets: args
+                    .subscriber_urls
+                    .iter()
+                    .map(|url| client::Target {
+                        url: url.clone(),
+                        ..target.clone()
+                    })
+                    .collect(),
                 target,
                 destination: args.destination,
                 subscribers: args.subscribers,

@@ -115,7 +115,7 @@ pub async fn run(options: P2pOptions) -> Result<P2pReport, String> {
     let tasks = tokio::time::timeout(
         Duration::from_secs(120),
         subscribers::start_stomp(
-            &options.target,
+            std::slice::from_ref(&options.target),
             &destinations,
             options.publishers,
             expected_each,

@@ -68,9 +68,10 @@ async fn run<S: BodySource>(
     stats
 }
 
-/// One STOMP subscriber per destination (a destination may repeat).
+/// One STOMP subscriber per destination (a destination may repeat), connected
+/// to `targets` in turn.
 pub async fn start_stomp(
-    target: &Target,
+    targets: &[Target],
     destinations: &[String],
     publishers: usize,
     expected_per_publisher: u64,
@@ -79,7 +80,7 @@ pub async fn start_stomp(
 ) -> Result<Vec<SubscriberTask>, String> {
     let mut tasks = Vec::with_capacity(destinations.len());
     for (index, destination) in destinations.iter().enumerate() {
-        let (mut sender, mut receiver) = client::connect(target).await?;
+        let (mut sender, mut receiver) = client::connect(&targets[index % targets.len()]).await?;
         client::subscribe(
             &mut sender,
             &mut receiver,
