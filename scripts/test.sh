@@ -34,6 +34,10 @@ need_apt npm npm
 need_apt chromium chromium
 need_apt ip iproute2
 need_apt python3 python3
+# The cluster test (tests/cluster.rs) runs its own Redis and nginx on loopback ports.
+need_apt redis-server redis-server
+need_apt redis-cli redis-tools
+need_apt nginx nginx
 cargo --version
 rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || rustup component add rustfmt clippy
 
@@ -44,7 +48,7 @@ step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "unit, property and integration tests"
-cargo test --workspace --all-targets
+STOMPHUB_REQUIRE_CLUSTER_TOOLS=1 cargo test --workspace --all-targets
 
 step "examples"
 cargo build --examples
@@ -53,7 +57,7 @@ step "end-to-end: @stomp/stompjs in Node and the demo pages in headless Chromium
 # The build script installs web/'s npm packages, which the demo pages import.
 cargo build --bin stomphub
 npm ci --prefix tests/node --no-audit --no-fund
-npm test --prefix tests/node
+STOMPHUB_REQUIRE_CLUSTER_TOOLS=1 npm test --prefix tests/node
 echo "screenshots: $(ls test-output/*.png | tr '\n' ' ')"
 
 step "fuzz the decoder and the session, ${FUZZ_SECONDS}s each"
