@@ -45,13 +45,10 @@ impl UserRegistry {
     pub fn remove(&self, user: &str, session: SessionId) {
         let mut map = self.sessions.write().unwrap_or_else(|p| p.into_inner());
         if let Some(list) = map.get_mut(user) {
-            let before = list.len();
             list.retain(|(id, _)| *id != session);
             if list.is_empty() {
                 map.remove(user);
-                if before > 0
-                    && let Some(cluster) = &self.cluster
-                {
+                if let Some(cluster) = &self.cluster {
                     cluster.interest(Channel::User(user.to_owned()), -1);
                 }
             }

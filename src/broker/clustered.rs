@@ -141,3 +141,18 @@ impl Broker {
             .merge_fetched(fetched.head, messages);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_session_key;
+
+    #[test]
+    fn only_per_session_keys_stay_local() {
+        assert!(is_session_key("/user/0000002a/queue/x"));
+        assert!(!is_session_key("/topic/user/x"));
+        assert!(
+            !is_session_key("/users/x"),
+            "a broker prefix that merely starts alike"
+        );
+    }
+}

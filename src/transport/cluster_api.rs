@@ -45,11 +45,19 @@ pub async fn ready(State(state): State<Arc<ServerState>>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Most sessions one node lists in its registry entry, which is rewritten every
+/// `registry_refresh_ms`: 10,000 sessions are about 2 MB.
+const MAX_LISTED_SESSIONS: usize = 10_000;
+
 /// What this node writes into its registry entry.
 pub fn node_snapshot(state: &ServerState) -> serde_json::Value {
+    let mut sessions = session_views(state);
+    let total = sessions.len();
+    sessions.truncate(MAX_LISTED_SESSIONS);
     serde_json::json!({
         "stats": stats_view(state),
-        "sessions": session_views(state),
+        "sessions": sessions,
+        "sessions_total": total,
     })
 }
 

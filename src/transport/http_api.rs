@@ -181,8 +181,8 @@ pub(crate) struct Stats {
 }
 
 /// `?scope=cluster` asks for every node's view instead of this node's.
+/// Other query parameters (cache busters) are ignored.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct ScopeQuery {
     #[serde(default)]
     scope: Option<String>,
