@@ -8,7 +8,9 @@
 mod common;
 
 use common::Client;
-use common::cluster::{Nginx, Node, Redis, node_config, scratch, skip_without_tools};
+use common::cluster::{
+    Nginx, Node, Redis, free_port, node_config, scratch, sentinel_node_config, skip_without_tools,
+};
 use common::http::{get, post_json};
 use common::sse::SseClient;
 use std::time::{Duration, Instant};
@@ -409,5 +411,99 @@ async fn three_nodes_behind_nginx_share_one_broker() {
     .await;
     assert_eq!(stale.event().await.1, "history-gone");
     drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Nodes configured with a Redis Sentinel follow a failover: the master dies,
+/// the sentinel promotes the replica, and the nodes reconnect to it by asking
+/// the sentinel again; cross-node delivery resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_follow_a_sentinel_failover() {
+    if skip_without_tools() {
+        return;
+    }
+    let dir = scratch("sentinel");
+    let (master_port, replica_port, sentinel_port) = (free_port(), free_port(), free_port());
+    let mut master = Redis::start_on(master_port);
+    let replica = Redis::start_with(
+        replica_port,
+        &["--replicaof", "127.0.0.1", &master_port.to_string()],
+    );
+    let sentinel = Redis::sentinel(&dir, sentinel_port, master_port);
+    wait_until(
+        "the sentinel sees the replica",
+        Duration::from_secs(15),
+        async || {
+            sentinel
+                .cli(&["SENTINEL", "replicas", "mymaster"])
+                .contains(&replica_port.to_string())
+        },
+    )
+    .await;
+    let nodes: Vec<Node> = ["s1", "s2"]
+        .iter()
+        .map(|id| {
+            Node::start(
+                &dir,
+                id,
+                &sentinel_node_config(id, sentinel_port, "s:", &dir),
+            )
+        })
+        .collect();
+    for node in &nodes {
+        wait_until("the node is ready", Duration::from_secs(10), async || {
+            get(node.addr, "/ready").await.status == 200
+        })
+        .await;
+        let stats = get(node.addr, "/api/stats").await.json();
+        assert_eq!(
+            stats["cluster"]["server"],
+            format!("127.0.0.1:{master_port}"),
+            "{stats}"
+        );
+    }
+    let mut publisher = Client::connect(&nodes[0].ws_url()).await;
+    let mut remote = subscribed_client(&nodes[1].ws_url(), TOPIC).await;
+    warm_up(&mut publisher, std::slice::from_mut(&mut remote), TOPIC).await;
+    for i in 0..20 {
+        publisher.publish(TOPIC, &format!("a-{i}")).await;
+    }
+    assert_eq!(
+        receive(&mut remote, 20, "before failover").await,
+        numbered("a", 0..20)
+    );
+
+    master.stop();
+    wait_until(
+        "the sentinel promotes the replica",
+        Duration::from_secs(20),
+        async || {
+            sentinel
+                .cli(&["SENTINEL", "get-master-addr-by-name", "mymaster"])
+                .contains(&replica_port.to_string())
+        },
+    )
+    .await;
+    for node in &nodes {
+        wait_until(
+            "the node reconnects to the new master",
+            Duration::from_secs(15),
+            async || {
+                let stats = get(node.addr, "/api/stats").await.json();
+                stats["cluster"]["state"] == "up"
+                    && stats["cluster"]["server"] == format!("127.0.0.1:{replica_port}")
+            },
+        )
+        .await;
+    }
+    warm_up(&mut publisher, std::slice::from_mut(&mut remote), TOPIC).await;
+    for i in 0..20 {
+        publisher.publish(TOPIC, &format!("b-{i}")).await;
+    }
+    assert_eq!(
+        receive(&mut remote, 20, "after failover").await,
+        numbered("b", 0..20)
+    );
+    drop((replica, sentinel));
     let _ = std::fs::remove_dir_all(&dir);
 }

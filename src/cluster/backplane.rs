@@ -83,14 +83,51 @@ async fn connect(
     ))
 }
 
+/// Where the Redis server comes from: fixed, or the current master as the sentinels say.
+enum Source {
+    Direct(redis::Client),
+    Sentinel(Box<redis::sentinel::SentinelClient>),
+}
+
+impl Source {
+    fn new(config: &crate::config::ClusterConfig) -> redis::RedisResult<Source> {
+        if config.sentinels.is_empty() {
+            return redis::Client::open(config.url.as_str()).map(Source::Direct);
+        }
+        let master = redis::IntoConnectionInfo::into_connection_info(config.url.as_str())?;
+        let node = redis::sentinel::SentinelNodeConnectionInfo::default()
+            .set_redis_connection_info(master.redis_settings().clone());
+        redis::sentinel::SentinelClient::build(
+            config.sentinels.clone(),
+            config.sentinel_master.clone(),
+            Some(node),
+            redis::sentinel::SentinelServerType::Master,
+        )
+        .map(|client| Source::Sentinel(Box::new(client)))
+    }
+
+    /// The server to connect to now: after a failover, the new master.
+    async fn client(&mut self, timeout: Duration) -> Result<redis::Client, ClusterError> {
+        match self {
+            Source::Direct(client) => Ok(client.clone()),
+            Source::Sentinel(sentinel) => {
+                tokio::time::timeout(timeout, sentinel.async_get_client())
+                    .await
+                    .map_err(|_| ClusterError::Timeout("the sentinels"))?
+                    .map_err(ClusterError::from)
+            }
+        }
+    }
+}
+
 pub(super) async fn run(
     cluster: Arc<Cluster>,
     template: MessagingTemplate,
     outbox: mpsc::Receiver<Forward>,
     shutdown: CancellationToken,
 ) {
-    let client = match redis::Client::open(cluster.config.url.as_str()) {
-        Ok(client) => client,
+    let mut source = match Source::new(&cluster.config) {
+        Ok(source) => source,
         Err(error) => {
             // Validated with the configuration; reaching here is a bug, not an outage.
             tracing::error!(%error, "cluster.url cannot be used; running as a single node");
@@ -102,9 +139,14 @@ pub(super) async fn run(
     let max = Duration::from_millis(cluster.config.reconnect_max_ms);
     let mut backoff = min;
     while !shutdown.is_cancelled() {
+        let attempt = async {
+            let client = source.client(cluster.command_timeout()).await?;
+            *lock(&cluster.server) = client.get_connection_info().addr().to_string();
+            connect(&cluster, &client).await
+        };
         let attempt = tokio::select! {
             _ = shutdown.cancelled() => break,
-            attempt = connect(&cluster, &client) => attempt,
+            attempt = attempt => attempt,
         };
         match attempt {
             Ok((link, sink, stream)) => {

@@ -95,6 +95,8 @@ pub struct Cluster {
     confirmations: watch::Sender<u64>,
     markers: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     link: Mutex<Option<backplane::CommandLink>>,
+    /// The Redis server of the current (or last) connection attempt.
+    server: Mutex<String>,
     snapshot: std::sync::OnceLock<Box<dyn Fn() -> serde_json::Value + Send + Sync>>,
 }
 
@@ -149,6 +151,7 @@ impl Cluster {
             confirmations: watch::Sender::new(0),
             markers: Mutex::new(HashMap::new()),
             link: Mutex::new(None),
+            server: Mutex::new(String::new()),
             snapshot: std::sync::OnceLock::new(),
         }))
     }
@@ -260,6 +263,7 @@ impl Cluster {
             "backend": "redis",
             "node": self.node,
             "url": redacted_url(&self.config.url),
+            "server": *lock(&self.server),
             "state": if self.is_up() { "up" } else { "down" },
             "state_for_ms": health.changed_at.elapsed().as_millis() as u64,
             "last_error": health.last_error,

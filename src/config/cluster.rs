@@ -19,7 +19,13 @@ pub enum ClusterBackend {
 pub struct ClusterConfig {
     pub backend: ClusterBackend,
     /// `redis://[user:password@]host:port/db` or `redis+unix:///path/to/socket`.
+    /// With `sentinels`, only its user, password and database are used.
     pub url: String,
+    /// Redis Sentinel addresses (`redis://host:26379`). When set, the node asks
+    /// them for the current master of `sentinel_master` at every (re)connect,
+    /// so it follows a failover.
+    pub sentinels: Vec<String>,
+    pub sentinel_master: String,
     /// This node's name in the registry and in cross-node messages; empty picks
     /// a random one at start (fine unless operators want stable names).
     pub node_id: String,
@@ -45,6 +51,8 @@ impl Default for ClusterConfig {
         ClusterConfig {
             backend: ClusterBackend::None,
             url: "redis://127.0.0.1:6379/".into(),
+            sentinels: Vec::new(),
+            sentinel_master: "mymaster".into(),
             node_id: String::new(),
             channel_prefix: "stomphub:".into(),
             registry_ttl_ms: 10_000,
@@ -73,13 +81,37 @@ impl ClusterConfig {
                 "cluster.url",
                 format!(
                     "{:?} is not supported: use redis://host:port/db or redis+unix:///socket \
-                     (TLS, Sentinel and Redis Cluster URLs are not supported yet)",
+                     (TLS and Redis Cluster are not supported; for Sentinel see cluster.sentinels)",
                     redacted_url(&self.url)
                 ),
             ));
         }
         if let Err(error) = redis::Client::open(self.url.as_str()) {
             return Err(invalid("cluster.url", error.to_string()));
+        }
+        for sentinel in &self.sentinels {
+            if !sentinel.starts_with("redis://") || redis::Client::open(sentinel.as_str()).is_err()
+            {
+                return Err(invalid(
+                    "cluster.sentinels",
+                    format!(
+                        "{:?} is not a redis://host:port address",
+                        redacted_url(sentinel)
+                    ),
+                ));
+            }
+        }
+        if !self.sentinels.is_empty()
+            && (self.sentinel_master.is_empty()
+                || self
+                    .sentinel_master
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(invalid(
+                "cluster.sentinel_master",
+                "name the master the sentinels monitor (no spaces)",
+            ));
         }
         let name_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
         if self.node_id.len() > 64 || !self.node_id.chars().all(name_ok) {
@@ -178,6 +210,20 @@ mod tests {
         );
         assert_eq!(redacted_url("redis://:secret@h/"), "redis://:***@h/");
         assert_eq!(redacted_url("redis://h:1/"), "redis://h:1/");
+    }
+
+    #[test]
+    fn sentinels_need_addresses_and_a_master_name() {
+        let mut config = redis("redis://:pw@ignored/0");
+        config.sentinels = vec!["redis://127.0.0.1:26379".into()];
+        assert!(config.validate().is_ok());
+        config.sentinel_master = String::new();
+        let text = config.validate().unwrap_err().to_string();
+        assert!(text.starts_with("cluster.sentinel_master"), "{text}");
+        config.sentinel_master = "mymaster".into();
+        config.sentinels = vec!["10.0.0.1:26379".into()];
+        let text = config.validate().unwrap_err().to_string();
+        assert!(text.starts_with("cluster.sentinels"), "{text}");
     }
 
     #[test]

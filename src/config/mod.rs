@@ -369,6 +369,9 @@ impl Config {
             mask(&mut jwt.secret);
         }
         config.cluster.url = redacted_url(&config.cluster.url);
+        for sentinel in &mut config.cluster.sentinels {
+            *sentinel = redacted_url(sentinel);
+        }
         config
     }
 

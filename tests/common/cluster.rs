@@ -34,7 +34,7 @@ pub fn skip_without_tools() -> bool {
     true
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
@@ -59,12 +59,43 @@ pub struct Redis {
 
 impl Redis {
     pub fn start_on(port: u16) -> Redis {
+        Redis::start_with(port, &[])
+    }
+
+    /// A server with extra arguments (`--replicaof host port`).
+    pub fn start_with(port: u16, extra: &[&str]) -> Redis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn redis-server");
+        wait_for_port(port, "redis-server");
+        Redis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    /// A Redis Sentinel that watches the master on `master_port` as `mymaster`,
+    /// alone (quorum 1), and fails over quickly.
+    pub fn sentinel(dir: &Path, port: u16, master_port: u16) -> Redis {
+        let conf = dir.join(format!("sentinel-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
+                 sentinel down-after-milliseconds mymaster 500\nsentinel failover-timeout mymaster 5000\n"
+            ),
+        )
+        .expect("write sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server --sentinel");
         wait_for_port(port, "redis-server");
         Redis {
             port,
@@ -247,6 +278,17 @@ pub fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
     dir
+}
+
+/// A node's broker.toml for a cluster whose Redis master the sentinel on
+/// `sentinel_port` names.
+pub fn sentinel_node_config(id: &str, sentinel_port: u16, prefix: &str, dir: &Path) -> String {
+    node_config(id, 1, prefix, dir).replace(
+        "url = \"redis://127.0.0.1:1/\"",
+        &format!(
+            "sentinels = [\"redis://127.0.0.1:{sentinel_port}\"]\nsentinel_master = \"mymaster\""
+        ),
+    )
 }
 
 /// A node's broker.toml for a cluster on `redis_port`.
