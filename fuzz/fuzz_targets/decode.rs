@@ -1,6 +1,7 @@
 //! Fuzzes the decoder with arbitrary bytes cut into arbitrary chunks, checking
 //! that it never panics, never buffers past its limits, and that whatever it
-//! accepts re-encodes to something it accepts again.
+//! accepts re-encodes to something it accepts again. The same bytes also go to the
+//! decoder of cross-node (cluster) messages.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,6 +10,9 @@ use stomphub::stomp::{Decoded, Decoder, Limits, Version, encode_to_vec};
 const LIMITS: Limits = Limits { max_frame_size: 4096, max_headers: 16, max_header_line: 512, max_body_size: 2048 };
 
 fuzz_target!(|data: &[u8]| {
+    // Cross-node messages arrive from Redis, where anyone with access may publish:
+    // their decoder must refuse, never panic.
+    let _ = stomphub::cluster::envelope::decode(data);
     let Some((&control, rest)) = data.split_first() else { return };
     let version = Version::ALL[(control % 3) as usize];
     let chunk_len = 1 + (control >> 2) as usize;
