@@ -249,7 +249,7 @@ impl Cluster {
                 "cluster backplane down: local subscribers keep being served; messages to and from other nodes are lost until it is back"
             );
         } else if health.last_error.as_deref() != Some(reason.as_str()) {
-            tracing::warn!(node = %self.node, %reason, "cluster backplane still unreachable");
+            tracing::warn!(node = %self.node, %reason, "cluster backplane unreachable; retrying with backoff");
         }
         health.last_error = Some(reason);
     }
