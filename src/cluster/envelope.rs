@@ -7,10 +7,11 @@
 //! history script writes `seq` itself, so it is the last field. A fetch marker
 //! (see `replay`) is `S1m <token>`.
 
-use crate::stomp::{Command, Decoded, Decoder, Frame, Headers, Limits, Version, encode};
+use crate::stomp::{Command, Decoded, Decoder, Headers, Limits, Version, encode_message};
 use bytes::{Bytes, BytesMut};
 
 const VERSION: &str = "S1";
+const MARKER_PREFIX: &[u8] = b"S1m ";
 
 /// A message as it left its origin node.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,17 +60,10 @@ pub fn preamble_head(
 }
 
 /// `\n` and the frame: what follows `seq`.
-pub fn frame_tail(destination: &str, headers: &Headers, body: &Bytes) -> BytesMut {
-    let mut frame = Frame::new(Command::Message);
-    frame.headers = Headers::with_capacity(headers.len() + 1);
-    frame.headers.push("destination", destination);
-    for (name, value) in headers.iter() {
-        frame.headers.push(name, value);
-    }
-    frame.body = body.clone();
-    let mut out = BytesMut::with_capacity(body.len() + 64);
+pub fn frame_tail(destination: &str, headers: &Headers, body: &[u8]) -> BytesMut {
+    let mut out = BytesMut::with_capacity(body.len() + 128);
     out.extend_from_slice(b"\n");
-    encode(&frame, Version::V1_2, &mut out);
+    encode_message(destination, headers, body, Version::V1_2, &mut out);
     out
 }
 
@@ -89,7 +83,7 @@ fn limits() -> Limits {
 }
 
 pub fn decode(payload: &[u8]) -> Result<Inbound, EnvelopeError> {
-    if let Some(token) = payload.strip_prefix(format!("{VERSION}m ").as_bytes()) {
+    if let Some(token) = payload.strip_prefix(MARKER_PREFIX) {
         let token = std::str::from_utf8(token).map_err(|_| EnvelopeError::Preamble("token"))?;
         return u64::from_str_radix(token, 16)
             .map(Inbound::Marker)

@@ -41,6 +41,32 @@ pub(crate) fn put_content_length(length: usize, out: &mut BytesMut) {
     out.put_u8(b'\n');
 }
 
+/// Appends a MESSAGE with `destination` first, then `headers`: the bytes of
+/// building that `Frame` and encoding it, without copying the headers into one.
+pub fn encode_message(
+    destination: &str,
+    headers: &Headers,
+    body: &[u8],
+    version: Version,
+    out: &mut BytesMut,
+) {
+    let command = Command::Message;
+    out.put_slice(command.as_str().as_bytes());
+    out.put_u8(b'\n');
+    put_header(
+        "destination",
+        destination,
+        command.escapes_headers(),
+        version,
+        out,
+    );
+    put_headers(headers, command, version, out);
+    put_content_length(body.len(), out);
+    out.put_u8(b'\n');
+    out.put_slice(body);
+    out.put_u8(0);
+}
+
 /// Bytes `frame` needs when no header needs escaping; used to reserve once.
 pub fn encoded_len_hint(frame: &Frame) -> usize {
     let headers: usize = frame
@@ -113,5 +139,26 @@ mod tests {
         assert!(encode_to_vec(&message, Version::V1_2).starts_with(b"MESSAGE\na\\cb:c\\nd\n"));
         let connected = Frame::new(Command::Connected).header("server", "x:y");
         assert!(encode_to_vec(&connected, Version::V1_2).starts_with(b"CONNECTED\nserver:x:y\n"));
+    }
+
+    #[test]
+    fn a_message_from_parts_equals_the_encoded_frame() {
+        let mut headers = Headers::new();
+        headers.push("x:y", "a\nb");
+        headers.push("content-length", "999");
+        let mut frame = Frame::new(Command::Message).header("destination", "/t/a");
+        for (name, value) in headers.iter() {
+            frame.headers.push(name, value);
+        }
+        frame.body = bytes::Bytes::from_static(b"hi\0");
+        for version in Version::ALL {
+            let mut parts = BytesMut::new();
+            encode_message("/t/a", &headers, b"hi\0", version, &mut parts);
+            assert_eq!(
+                &parts[..],
+                &encode_to_vec(&frame, version)[..],
+                "{version:?}"
+            );
+        }
     }
 }

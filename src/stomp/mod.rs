@@ -9,7 +9,7 @@ mod limits;
 mod prepared;
 
 pub use decode::{Decoded, Decoder};
-pub use encode::{encode, encode_to_vec, encoded_len_hint};
+pub use encode::{encode, encode_message, encode_to_vec, encoded_len_hint};
 pub use error::DecodeError;
 pub use frame::{Command, Frame, Headers, Version};
 pub use limits::Limits;
