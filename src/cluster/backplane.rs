@@ -6,13 +6,13 @@
 //! Each connection runs four tasks; the first to fail ends the connection,
 //! and the node serves local subscribers alone until the next one is up.
 
-use super::channels::{Channel, Target};
+use super::channels::Target;
 use super::envelope::{self, Envelope, Inbound};
 use super::{Cluster, ClusterError, Forward, lock};
 use crate::app::template::MessagingTemplate;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -342,10 +342,9 @@ fn add_to_pipeline(
 
 /// Keeps the connection's subscriptions equal to what local interest wants.
 async fn follow_interest(cluster: Arc<Cluster>, mut sink: PubSubSink) -> String {
-    let mut subscribed: HashSet<Channel> = HashSet::new();
     loop {
         let changed = cluster.interest_changed.notified();
-        let plan = lock(&cluster.interest).plan(&subscribed);
+        let plan = lock(&cluster.interest).plan();
         if plan.is_empty() {
             changed.await;
             continue;
@@ -360,8 +359,7 @@ async fn follow_interest(cluster: Arc<Cluster>, mut sink: PubSubSink) -> String 
             if let Err(error) = done {
                 return format!("subscribing to {name} failed: {error}");
             }
-            lock(&cluster.interest).confirm(channel.clone());
-            subscribed.insert(channel);
+            lock(&cluster.interest).confirm(channel);
         }
         for channel in plan.unsubscribe {
             let (name, pattern) = cluster.names.redis_name(&channel);
@@ -374,7 +372,6 @@ async fn follow_interest(cluster: Arc<Cluster>, mut sink: PubSubSink) -> String 
             if let Err(error) = done {
                 return format!("unsubscribing from {name} failed: {error}");
             }
-            subscribed.remove(&channel);
         }
         cluster
             .confirmations

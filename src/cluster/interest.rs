@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 #[derive(Debug, Default)]
 pub struct Interest {
     wanted: HashMap<Channel, i64>,
-    /// Channels the current Redis connection has confirmed a subscription to.
+    /// Channels the current Redis connection is subscribed to, as Redis confirmed.
     confirmed: HashSet<Channel>,
 }
 
@@ -36,15 +36,17 @@ impl Interest {
         }
     }
 
-    pub fn plan(&self, subscribed: &HashSet<Channel>) -> Plan {
+    /// What the connection must change: its subscriptions are the confirmed ones.
+    pub fn plan(&self) -> Plan {
         Plan {
             subscribe: self
                 .wanted
                 .iter()
-                .filter(|(channel, count)| **count > 0 && !subscribed.contains(*channel))
+                .filter(|(channel, count)| **count > 0 && !self.confirmed.contains(*channel))
                 .map(|(channel, _)| channel.clone())
                 .collect(),
-            unsubscribe: subscribed
+            unsubscribe: self
+                .confirmed
                 .iter()
                 .filter(|channel| self.wanted.get(*channel).is_none_or(|count| *count <= 0))
                 .cloned()
@@ -85,24 +87,25 @@ mod tests {
     #[test]
     fn first_interest_subscribes_and_last_unsubscribes() {
         let mut interest = Interest::default();
-        let mut subscribed = HashSet::new();
         interest.change(topic("/topic/a"), 1);
         interest.change(topic("/topic/a"), 1);
-        assert_eq!(interest.plan(&subscribed).subscribe, [topic("/topic/a")]);
-        subscribed.insert(topic("/topic/a"));
+        assert_eq!(interest.plan().subscribe, [topic("/topic/a")]);
+        interest.confirm(topic("/topic/a"));
         interest.change(topic("/topic/a"), -1);
-        assert!(interest.plan(&subscribed).is_empty());
+        assert!(interest.plan().is_empty());
         interest.change(topic("/topic/a"), -1);
-        assert_eq!(interest.plan(&subscribed).unsubscribe, [topic("/topic/a")]);
+        assert_eq!(interest.plan().unsubscribe, [topic("/topic/a")]);
+        interest.withdraw(&topic("/topic/a"));
+        assert!(interest.plan().is_empty());
     }
 
     #[test]
     fn a_removal_reported_before_its_addition_cancels_out() {
         let mut interest = Interest::default();
         interest.change(topic("/topic/a"), -1);
-        assert!(interest.plan(&HashSet::new()).is_empty());
+        assert!(interest.plan().is_empty());
         interest.change(topic("/topic/a"), 1);
-        assert!(interest.plan(&HashSet::new()).is_empty());
+        assert!(interest.plan().is_empty());
         assert_eq!(interest.wanted_count(), 0);
     }
 }
