@@ -3,8 +3,7 @@
 mod common;
 
 use common::Client;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn stomphub() -> Command {
@@ -15,20 +14,8 @@ fn stomphub() -> Command {
 
 /// Starts `stomphub serve` on an ephemeral port and returns it with its address.
 fn serve() -> (Child, String) {
-    let mut child = stomphub()
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn stomphub");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("a log line").expect("utf-8 log");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
+    let (child, addr, lines) =
+        common::process::spawn_listening(stomphub().args(["serve", "--bind", "127.0.0.1:0"]));
     std::thread::spawn(move || lines.for_each(drop));
     (child, addr)
 }

@@ -2,7 +2,6 @@
 //! processes, and nginx running the documented docs/nginx/stomphub-cluster.conf
 //! with this harness's loopback ports. Every process is killed by PID on drop.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -138,21 +137,11 @@ impl Node {
     pub fn start(dir: &Path, id: &str, config: &str) -> Node {
         let path = dir.join(format!("{id}.toml"));
         std::fs::write(&path, config).expect("write node config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_stomphub"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn stomphub");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines.next().expect("a log line").expect("utf-8 log");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.split_whitespace().next().expect("address").to_owned();
-            }
-        };
+        let (child, addr, lines) = super::process::spawn_listening(
+            Command::new(env!("CARGO_BIN_EXE_stomphub"))
+                .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+                .arg(&path),
+        );
         let tag = id.to_owned();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {

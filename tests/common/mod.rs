@@ -7,6 +7,7 @@ pub mod auth;
 pub mod canary;
 pub mod cluster;
 pub mod http;
+pub mod process;
 pub mod sse;
 
 use futures_util::{SinkExt, StreamExt};

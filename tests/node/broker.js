@@ -6,9 +6,10 @@ import path from 'node:path';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-export async function startBroker() {
+// `args` follow `serve --bind 127.0.0.1:0` (for example `--config FILE`).
+export async function startBroker({ args = [] } = {}) {
   const binary = process.env.STOMPHUB_BIN ?? path.join(root, 'target/debug/stomphub');
-  const child = spawn(binary, ['serve', '--bind', '127.0.0.1:0'], {
+  const child = spawn(binary, ['serve', '--bind', '127.0.0.1:0', ...args], {
     cwd: root,
     env: { ...process.env, RUST_LOG: 'info' },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -26,6 +27,8 @@ export async function startBroker() {
     });
   });
   return {
+    address,
+    child,
     url: `ws://${address}/endpoint-websocket`,
     async stop() {
       const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));

@@ -1,7 +1,7 @@
 // A real cluster for the Node tests: redis-server, three stomphub processes and
 // nginx running docs/nginx/stomphub-cluster.conf with loopback ports of its own.
 import { spawn, spawnSync } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { startBroker } from './broker.js';
 import { fileURLToPath } from 'node:url';
 import net from 'node:net';
 import fs from 'node:fs';
@@ -43,7 +43,7 @@ async function waitForPort(port, what) {
   }
 }
 
-function startNode(dir, id, redisPort) {
+async function startNode(dir, id, redisPort) {
   const config = path.join(dir, `${id}.toml`);
   fs.writeFileSync(
     config,
@@ -52,22 +52,8 @@ function startNode(dir, id, redisPort) {
       `[cluster]\nbackend = "redis"\nurl = "redis://127.0.0.1:${redisPort}/"\nnode_id = "${id}"\n` +
       `registry_refresh_ms = 200\nregistry_ttl_ms = 1000\nreconnect_min_ms = 50\nreconnect_max_ms = 400\n`,
   );
-  const binary = process.env.STOMPHUB_BIN ?? path.join(root, 'target/debug/stomphub');
-  const child = spawn(binary, ['serve', '--bind', '127.0.0.1:0', '--config', config], {
-    env: { ...process.env, RUST_LOG: 'info' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const lines = createInterface({ input: child.stderr });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${id} did not start within 10 s`)), 10_000);
-    lines.on('line', (line) => {
-      const found = line.match(/listening on http:\/\/(\S+)/);
-      if (found) {
-        clearTimeout(timer);
-        resolve({ id, address: found[1], child });
-      }
-    });
-  });
+  const node = await startBroker({ args: ['--config', config] });
+  return { id, ...node };
 }
 
 async function waitUntilReady(address) {

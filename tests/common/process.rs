@@ -1,0 +1,27 @@
+//! The `stomphub` binary as a child process, for tests of what only a real
+//! process shows (signals, the CLI, several nodes).
+
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStderr, Command, Stdio};
+
+pub type LogLines = Lines<BufReader<ChildStderr>>;
+
+/// Spawns `command` (a `stomphub serve` bound to port 0) with INFO logs on a
+/// pipe, and waits for the address it logs; the rest of the log is returned
+/// for the caller to read or drain (a full pipe would stall the process).
+pub fn spawn_listening(command: &mut Command) -> (Child, String, LogLines) {
+    let mut child = command
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stomphub");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("a log line").expect("utf-8 log");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    (child, addr, lines)
+}
