@@ -12,8 +12,8 @@ use crate::config::Config;
 use crate::security::connections::{Admission, ConnectionLimits};
 use crate::security::origin::OriginPolicy;
 use crate::security::{AccessRules, Authenticator};
-use crate::session::outbound::Outbound;
-use crate::session::outbound::QueueBudget;
+use crate::broker::outbound::Outbound;
+use crate::broker::outbound::QueueBudget;
 use crate::session::{Session, SessionConfig};
 use crate::transport::listener::{GuardedListener, ListenerSettings, RemoteAddr};
 use crate::transport::{http_api, websocket};
@@ -80,7 +80,7 @@ impl ServerState {
                 config.stomp.app_prefixes.clone(),
                 config.stomp.broker_prefixes.clone(),
             ),
-            app.channel_interceptors(),
+            app.publish_hooks(),
             History::new(rules),
             Cluster::new(&config.cluster),
         );

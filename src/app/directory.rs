@@ -2,7 +2,7 @@
 
 use super::session_info::SessionInfo;
 use crate::broker::registry::SessionId;
-use crate::session::outbound::{Outbound, Outgoing};
+use crate::broker::outbound::{Outbound, Outgoing};
 use crate::session::{SessionError, error_frame};
 use crate::stomp::encoded_len_hint;
 use std::collections::HashMap;

@@ -2,10 +2,12 @@
 //! interceptors on inbound frames and outbound messages (`ChannelInterceptor`).
 
 use super::session_info::{Handshake, SessionInfo, session_id_text};
-use crate::stomp::{Frame, Headers};
+pub use crate::broker::hooks::OutboundMessage;
+use crate::broker::hooks::PublishHook;
+use crate::stomp::Frame;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use bytes::Bytes;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The HTTP upgrade request as interceptors see it.
 #[derive(Debug)]
@@ -86,14 +88,6 @@ impl HandshakeInterceptor for SessionIdInterceptor {
     }
 }
 
-/// A message leaving the broker towards subscribers.
-#[derive(Debug, Clone)]
-pub struct OutboundMessage {
-    pub destination: String,
-    pub headers: Headers,
-    pub body: Bytes,
-}
-
 pub trait ChannelInterceptor: Send + Sync {
     /// Sees every frame a client sends, after decoding; return `None` to drop it.
     fn inbound(&self, session: &SessionInfo, frame: Frame) -> Option<Frame> {
@@ -104,6 +98,16 @@ pub trait ChannelInterceptor: Send + Sync {
     /// Sees every message once before fan-out; return `None` to drop it.
     fn outbound(&self, message: OutboundMessage) -> Option<OutboundMessage> {
         Some(message)
+    }
+}
+
+/// The broker's publish hook for a channel interceptor's `outbound` side:
+/// the broker knows nothing of sessions and inbound frames.
+pub(crate) struct PublishSide(pub(crate) Arc<dyn ChannelInterceptor>);
+
+impl PublishHook for PublishSide {
+    fn outbound(&self, message: OutboundMessage) -> Option<OutboundMessage> {
+        self.0.outbound(message)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod users;
 pub(crate) mod worker;
 
 use crate::broker::Broker;
+use crate::broker::hooks::PublishHook;
 use directory::SessionDirectory;
 use events::{Event, Events};
 use handler::{FromPayload, HandlerError, IntoPayload, Message, Payload, erase};
@@ -148,9 +149,14 @@ impl AppBuilder {
         self
     }
 
-    /// The channel interceptors, which the broker applies to outbound messages.
-    pub(crate) fn channel_interceptors(&self) -> Vec<Arc<dyn ChannelInterceptor>> {
-        self.channel.clone()
+    /// The outbound side of the channel interceptors, which the broker applies.
+    pub(crate) fn publish_hooks(&self) -> Vec<Arc<dyn PublishHook>> {
+        self.channel
+            .iter()
+            .map(|interceptor| {
+                Arc::new(interceptor::PublishSide(interceptor.clone())) as Arc<dyn PublishHook>
+            })
+            .collect()
     }
 
     pub(crate) fn build(self, broker: Broker, settings: AppSettings) -> AppRuntime {

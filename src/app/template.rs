@@ -2,7 +2,8 @@
 //! destination or to a user's sessions from any task, JSON by default.
 
 use super::handler::{HandlerError, Payload};
-use super::users::{UserRegistry, session_key};
+use super::users::UserRegistry;
+use crate::broker::user_destination::{self, session_key};
 use crate::broker::Broker;
 use crate::broker::destination::{self, Route};
 use crate::cluster::Forward;
@@ -29,7 +30,7 @@ impl From<HandlerError> for TemplateError {
 }
 
 fn check_user_destination(destination: &str) -> Result<(), TemplateError> {
-    if !destination.starts_with('/') || destination.starts_with(super::users::USER_PREFIX) {
+    if !destination.starts_with('/') || user_destination::starts_with_user_prefix(destination) {
         return Err(TemplateError::BadUserDestination(destination.to_owned()));
     }
     destination::validate(destination)?;
@@ -131,7 +132,7 @@ impl MessagingTemplate {
         headers: &Headers,
         body: bytes::Bytes,
     ) -> usize {
-        let shown = format!("{}{destination}", super::users::USER_PREFIX);
+        let shown = user_destination::shown(destination);
         self.users
             .sessions_of(user)
             .iter()
@@ -155,7 +156,7 @@ impl MessagingTemplate {
         payload: Payload,
     ) -> Result<usize, TemplateError> {
         check_user_destination(destination)?;
-        let shown = format!("{}{destination}", super::users::USER_PREFIX);
+        let shown = user_destination::shown(destination);
         let headers = headers_with_type(headers, &payload);
         Ok(self.broker.publish_to(
             &session_key(session, destination),

@@ -6,15 +6,6 @@ use crate::cluster::channels::Channel;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-/// The prefix of user destinations, as clients write them (`/user/queue/x`).
-pub const USER_PREFIX: &str = "/user";
-
-/// The broker key of a user destination resolved for one session: clients can
-/// never SEND to it directly, because `/user/...` SENDs are resolved by user name.
-pub fn session_key(session_id: &str, destination: &str) -> String {
-    format!("{USER_PREFIX}/{session_id}{destination}")
-}
-
 /// Sessions of each user on this node. With a cluster, a user's first session
 /// here subscribes this node to that user's channel, and the last one leaves it.
 #[derive(Debug, Default)]
@@ -87,9 +78,5 @@ mod tests {
         users.remove("alice", 2);
         assert!(users.sessions_of("alice").is_empty());
         assert_eq!(users.user_count(), 1);
-        assert_eq!(
-            session_key("00000003", "/queue/x"),
-            "/user/00000003/queue/x"
-        );
     }
 }

@@ -4,7 +4,7 @@
 use super::AppRuntime;
 use super::handler::{HandlerError, Inbound, Payload};
 use super::router::{Mapping, ReplyTo, fill};
-use crate::session::outbound::{Outbound, Outgoing};
+use crate::broker::outbound::{Outbound, Outgoing};
 use crate::session::{SessionError, error_frame};
 use crate::stomp::{Command, Frame, Headers, encoded_len_hint};
 use futures_util::FutureExt;

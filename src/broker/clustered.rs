@@ -3,19 +3,13 @@
 //! shared history from other nodes come in.
 
 use super::Broker;
-use crate::app::users::USER_PREFIX;
+use super::user_destination::is_session_key;
 use crate::cluster::channels::Channel;
 use crate::cluster::{Cluster, Fetched, Forward};
 use crate::stomp::Headers;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// `/user/{session}/...` keys name one session on this node: never shared.
-fn is_session_key(key: &str) -> bool {
-    key.strip_prefix(USER_PREFIX)
-        .is_some_and(|rest| rest.starts_with('/'))
-}
 
 impl Broker {
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
@@ -139,20 +133,5 @@ impl Broker {
         ring.lock()
             .unwrap_or_else(|p| p.into_inner())
             .merge_fetched(fetched.head, messages);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_session_key;
-
-    #[test]
-    fn only_per_session_keys_stay_local() {
-        assert!(is_session_key("/user/0000002a/queue/x"));
-        assert!(!is_session_key("/topic/user/x"));
-        assert!(
-            !is_session_key("/users/x"),
-            "a broker prefix that merely starts alike"
-        );
     }
 }

@@ -59,7 +59,7 @@ impl Prefixes {
     }
 
     pub fn route(&self, destination: &str) -> Route {
-        if has_prefix(destination, crate::app::users::USER_PREFIX) {
+        if has_prefix(destination, super::user_destination::USER_PREFIX) {
             Route::User
         } else if self.app.iter().any(|p| has_prefix(destination, p)) {
             Route::App

@@ -4,11 +4,14 @@
 mod clustered;
 pub mod destination;
 pub mod history;
+pub mod hooks;
+pub mod outbound;
 pub mod registry;
+pub mod user_destination;
 
-use crate::app::interceptor::{ChannelInterceptor, OutboundMessage};
+use hooks::{OutboundMessage, PublishHook};
 use crate::cluster::Cluster;
-use crate::session::outbound::Outgoing;
+use crate::broker::outbound::Outgoing;
 use crate::stomp::{Headers, PreparedMessage};
 use bytes::Bytes;
 use destination::{DestinationError, Pattern, Prefixes};
@@ -58,7 +61,7 @@ struct Inner {
     prefixes: Prefixes,
     next_message_id: AtomicU64,
     counters: Counters,
-    interceptors: Vec<Arc<dyn ChannelInterceptor>>,
+    interceptors: Vec<Arc<dyn PublishHook>>,
     history: History,
     cluster: Option<Arc<Cluster>>,
 }
@@ -88,7 +91,7 @@ impl Broker {
     /// and which shares its destinations with other nodes through `cluster`.
     pub fn with_parts(
         prefixes: Prefixes,
-        interceptors: Vec<Arc<dyn ChannelInterceptor>>,
+        interceptors: Vec<Arc<dyn PublishHook>>,
         history: History,
         cluster: Option<Arc<Cluster>>,
     ) -> Self {

@@ -4,7 +4,7 @@
 //! `Arc`, and a subscribe never waits for a fan-out to finish.
 
 use super::destination::Pattern;
-use crate::session::outbound::Outbound;
+use crate::broker::outbound::Outbound;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

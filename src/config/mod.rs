@@ -427,7 +427,7 @@ impl Config {
             .iter()
             .chain(&self.stomp.broker_prefixes)
         {
-            if prefix == crate::app::users::USER_PREFIX || prefix.starts_with("/user/") {
+            if crate::broker::user_destination::is_reserved_prefix(prefix) {
                 return Err(invalid(
                     "stomp.broker_prefixes",
                     "/user is reserved for user destinations",

@@ -5,22 +5,22 @@
 
 mod error;
 pub mod heartbeat;
-pub mod outbound;
+
 mod wire;
 
 pub use error::SessionError;
 use heartbeat::HeartBeat;
-use outbound::{Outbound, Outgoing};
+use crate::broker::outbound::{Outbound, Outgoing};
 pub use wire::encode_outgoing;
 
 use crate::app::AppRuntime;
 use crate::app::events::{Event, EventKind};
 use crate::app::handler::{Inbound, Payload, TEXT};
 use crate::app::session_info::{Handshake, SessionInfo};
-use crate::app::users::{USER_PREFIX, session_key};
 use crate::app::worker::{AppWorker, Job};
 use crate::broker::Broker;
 use crate::broker::destination::{self, Route};
+use crate::broker::user_destination::{self, session_key};
 use crate::broker::registry::{AckMode, Subscription};
 use crate::security::rate::TokenBucket;
 use crate::security::{Action, AuthError, Identity};
@@ -438,7 +438,7 @@ impl Session {
                     None => Err(SessionError::NoHandler(destination.to_owned())),
                 }
             }
-            Route::User => match user_target(destination) {
+            Route::User => match user_destination::send_target(destination) {
                 Some(_) => Ok(()),
                 None => Err(SessionError::BadUserDestination(destination.to_owned())),
             },
@@ -476,7 +476,7 @@ impl Session {
                 })?;
             }
             Route::User => {
-                let (user, target) = user_target(&destination)
+                let (user, target) = user_destination::send_target(&destination)
                     .ok_or_else(|| SessionError::BadUserDestination(destination.clone()))?;
                 let payload = Payload {
                     body: frame.body.clone(),
@@ -577,10 +577,8 @@ impl Session {
         let key = match self.broker.prefixes().route(destination) {
             Route::Broker => destination.to_owned(),
             Route::User => {
-                let below = &destination[USER_PREFIX.len()..];
-                if below.is_empty() {
-                    return Err(SessionError::BadUserDestination(destination.to_owned()));
-                }
+                let below = user_destination::below_prefix(destination)
+                    .ok_or_else(|| SessionError::BadUserDestination(destination.to_owned()))?;
                 session_key(&self.info.id, below)
             }
             Route::App => {
@@ -782,13 +780,6 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.end("session dropped");
     }
-}
-
-/// `/user/{name}/queue/x` -> (`name`, `/queue/x`).
-fn user_target(destination: &str) -> Option<(&str, &str)> {
-    let rest = destination.strip_prefix(USER_PREFIX)?.strip_prefix('/')?;
-    let (user, target) = rest.split_at(rest.find('/')?);
-    (!user.is_empty() && target.len() > 1).then_some((user, target))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Turns queued outbound items into STOMP bytes in the session's protocol version.
 
-use super::outbound::Outgoing;
+use crate::broker::outbound::Outgoing;
 use crate::stomp::{Command, Frame, Version, encode};
 use bytes::BytesMut;
 

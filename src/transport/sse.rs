@@ -9,7 +9,7 @@
 
 use crate::broker::destination::{self, Route};
 use crate::server::ServerState;
-use crate::session::outbound::{Closed, Outgoing};
+use crate::broker::outbound::{Closed, Outgoing};
 use crate::session::{Flow, Session, SessionError};
 use crate::stomp::{Command, Frame};
 use crate::transport::listener::RemoteAddr;
@@ -121,7 +121,7 @@ pub async fn user_stream(
         uri,
         headers,
         Some(user),
-        vec!["/user/**".to_owned()],
+        vec![crate::broker::user_destination::EVERY_USER_DESTINATION.to_owned()],
         None,
     )
     .await

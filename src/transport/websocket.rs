@@ -5,7 +5,7 @@
 use crate::app::session_info::Handshake;
 use crate::security::Authenticator;
 use crate::server::ServerState;
-use crate::session::outbound::{Closed, Outgoing};
+use crate::broker::outbound::{Closed, Outgoing};
 use crate::session::{Flow, Session, SessionError, encode_outgoing, error_frame};
 use crate::stomp::{Decoded, Decoder, Version, encode};
 use crate::transport::listener::RemoteAddr;
