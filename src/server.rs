@@ -7,6 +7,7 @@ use crate::app::{AppBuilder, AppRuntime, AppSettings};
 use crate::broker::Broker;
 use crate::broker::destination::Prefixes;
 use crate::broker::history::History;
+use crate::broker::remote::Remote;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::security::connections::{Admission, ConnectionLimits};
@@ -60,6 +61,8 @@ pub struct ServerState {
     pub origins: OriginPolicy,
     /// Bytes queued for all sessions together, capped by `limits.max_queued_bytes_total`.
     pub queued: Arc<QueueBudget>,
+    /// The backplane to other nodes, with `[cluster]`.
+    pub cluster: Option<Arc<Cluster>>,
     next_session_id: AtomicU64,
 }
 
@@ -75,6 +78,8 @@ impl ServerState {
         }
         // Validated with the rest of the config; an invalid rule cannot reach here.
         let rules = config.history_rules().unwrap_or_default();
+        let cluster = Cluster::new(&config.cluster);
+        let remote = cluster.clone().map(|cluster| cluster as Arc<dyn Remote>);
         let broker = Broker::with_parts(
             Prefixes::new(
                 config.stomp.app_prefixes.clone(),
@@ -82,7 +87,7 @@ impl ServerState {
             ),
             app.publish_hooks(),
             History::new(rules),
-            Cluster::new(&config.cluster),
+            remote,
         );
         let limits = &config.limits;
         let session_config = Arc::new(SessionConfig {
@@ -105,7 +110,8 @@ impl ServerState {
             max_pending: limits.max_pending_handshakes,
         });
         Ok(ServerState {
-            app: Arc::new(app.build(broker, settings)),
+            app: Arc::new(app.build(broker, cluster.clone(), settings)),
+            cluster,
             origins: OriginPolicy::new(&config.server.allowed_origins),
             queued: QueueBudget::new(limits.max_queued_bytes_total),
             config,
@@ -259,7 +265,7 @@ impl Server {
                 shutdown.clone(),
             ));
         }
-        if let Some(cluster) = state.broker().cluster() {
+        if let Some(cluster) = &state.cluster {
             // Weak: the state owns the broker, which owns the cluster handle.
             let weak = Arc::downgrade(&state);
             cluster.set_snapshot(Box::new(move || {
@@ -267,7 +273,13 @@ impl Server {
                     .map(|state| crate::transport::cluster_api::node_snapshot(&state))
                     .unwrap_or_default()
             }));
-            cluster.start(state.app.template.clone(), shutdown.clone());
+            cluster.start(
+                crate::cluster::Local {
+                    broker: state.broker().clone(),
+                    users: Arc::new(state.app.template.clone()),
+                },
+                shutdown.clone(),
+            );
         }
         let app = router(state.clone()).into_make_service_with_connect_info::<RemoteAddr>();
         let listener = GuardedListener::new(

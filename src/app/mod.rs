@@ -15,6 +15,7 @@ pub(crate) mod worker;
 
 use crate::broker::Broker;
 use crate::broker::hooks::PublishHook;
+use crate::cluster::Cluster;
 use directory::SessionDirectory;
 use events::{Event, Events};
 use handler::{FromPayload, HandlerError, IntoPayload, Message, Payload, erase};
@@ -159,8 +160,13 @@ impl AppBuilder {
             .collect()
     }
 
-    pub(crate) fn build(self, broker: Broker, settings: AppSettings) -> AppRuntime {
-        let users = Arc::new(UserRegistry::new(broker.cluster().cloned()));
+    pub(crate) fn build(
+        self,
+        broker: Broker,
+        cluster: Option<Arc<Cluster>>,
+        settings: AppSettings,
+    ) -> AppRuntime {
+        let users = Arc::new(UserRegistry::new(cluster.clone()));
         let mut handshake: Vec<Arc<dyn HandshakeInterceptor>> =
             vec![Arc::new(SessionIdInterceptor)];
         handshake.extend(self.handshake);
@@ -173,7 +179,7 @@ impl AppBuilder {
             handshake,
             channel: self.channel,
             exception_handler: self.exception_handler,
-            template: MessagingTemplate::new(broker.clone(), users.clone()),
+            template: MessagingTemplate::new(broker.clone(), users.clone(), cluster),
             users,
             directory: SessionDirectory::default(),
             broker,

@@ -6,7 +6,7 @@ use super::users::UserRegistry;
 use crate::broker::user_destination::{self, session_key};
 use crate::broker::Broker;
 use crate::broker::destination::{self, Route};
-use crate::cluster::Forward;
+use crate::cluster::{Cluster, Forward};
 use crate::stomp::Headers;
 use serde::Serialize;
 use std::sync::Arc;
@@ -42,6 +42,7 @@ fn check_user_destination(destination: &str) -> Result<(), TemplateError> {
 pub struct MessagingTemplate {
     broker: Broker,
     users: Arc<UserRegistry>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 fn headers_with_type(headers: &Headers, payload: &Payload) -> Headers {
@@ -53,8 +54,12 @@ fn headers_with_type(headers: &Headers, payload: &Payload) -> Headers {
 }
 
 impl MessagingTemplate {
-    pub fn new(broker: Broker, users: Arc<UserRegistry>) -> Self {
-        MessagingTemplate { broker, users }
+    pub fn new(broker: Broker, users: Arc<UserRegistry>, cluster: Option<Arc<Cluster>>) -> Self {
+        MessagingTemplate {
+            broker,
+            users,
+            cluster,
+        }
     }
 
     pub fn broker(&self) -> &Broker {
@@ -112,7 +117,7 @@ impl MessagingTemplate {
     ) -> Result<usize, TemplateError> {
         check_user_destination(destination)?;
         let headers = headers_with_type(headers, &payload);
-        if let Some(cluster) = self.broker.cluster() {
+        if let Some(cluster) = &self.cluster {
             cluster.forward(Forward::User {
                 user: user.to_owned(),
                 destination: destination.to_owned(),
@@ -164,5 +169,18 @@ impl MessagingTemplate {
             &headers,
             payload.body,
         ))
+    }
+}
+
+/// Messages for a user from other nodes reach the user's sessions here.
+impl crate::cluster::UserDelivery for MessagingTemplate {
+    fn deliver_to_user_here(
+        &self,
+        user: &str,
+        destination: &str,
+        headers: &Headers,
+        body: bytes::Bytes,
+    ) -> usize {
+        MessagingTemplate::deliver_to_user_here(self, user, destination, headers, body)
     }
 }

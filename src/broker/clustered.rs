@@ -4,24 +4,18 @@
 
 use super::Broker;
 use super::user_destination::is_session_key;
-use crate::cluster::channels::Channel;
-use crate::cluster::{Cluster, Fetched, Forward};
+use super::remote::{RemoteMessage, SharedHistory};
 use crate::stomp::Headers;
 use bytes::Bytes;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 impl Broker {
-    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
-        self.inner.cluster.as_ref()
-    }
-
     /// The first subscriber of `key` came (+1) or the last left (-1).
     pub(super) fn note_interest(&self, key: &str, delta: i64) {
-        if let Some(cluster) = &self.inner.cluster
+        if let Some(remote) = &self.inner.remote
             && !is_session_key(key)
         {
-            cluster.interest(Channel::for_subscription(key), delta);
+            remote.interest(key, delta);
         }
     }
 
@@ -36,7 +30,7 @@ impl Broker {
         headers: &Headers,
         body: Bytes,
     ) -> usize {
-        let Some(cluster) = self.inner.cluster.as_ref().filter(|_| key == destination) else {
+        let Some(remote) = self.inner.remote.as_ref().filter(|_| key == destination) else {
             return self.fan_out(key, destination, headers, body);
         };
         match self.inner.history.ring(key) {
@@ -45,7 +39,7 @@ impl Broker {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .max_messages();
-                let forwarded = cluster.forward(Forward::Message {
+                let forwarded = remote.forward(RemoteMessage {
                     key: key.to_owned(),
                     headers: headers.clone(),
                     body: body.clone(),
@@ -64,7 +58,7 @@ impl Broker {
                 let message = self.prepare(destination, headers, body.clone(), None);
                 let deliveries = self.deliver(key, &message);
                 self.count(1, deliveries);
-                cluster.forward(Forward::Message {
+                remote.forward(RemoteMessage {
                     key: key.to_owned(),
                     headers: headers.clone(),
                     body,
@@ -112,7 +106,7 @@ impl Broker {
     }
 
     /// Merges history read from Redis into `key`'s ring before a replaying subscribe.
-    pub fn merge_shared_history(&self, key: &str, fetched: Fetched) {
+    pub fn merge_shared_history(&self, key: &str, fetched: SharedHistory) {
         let Some(ring) = self.inner.history.ring(key) else {
             return;
         };

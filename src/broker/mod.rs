@@ -7,16 +7,17 @@ pub mod history;
 pub mod hooks;
 pub mod outbound;
 pub mod registry;
+pub mod remote;
 pub mod user_destination;
 
 use hooks::{OutboundMessage, PublishHook};
-use crate::cluster::Cluster;
 use crate::broker::outbound::Outgoing;
 use crate::stomp::{Headers, PreparedMessage};
 use bytes::Bytes;
 use destination::{DestinationError, Pattern, Prefixes};
 use history::History;
 use registry::{AckMode, Registry, Subscription};
+use remote::Remote;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -63,7 +64,7 @@ struct Inner {
     counters: Counters,
     interceptors: Vec<Arc<dyn PublishHook>>,
     history: History,
-    cluster: Option<Arc<Cluster>>,
+    remote: Option<Arc<dyn Remote>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -88,12 +89,12 @@ impl Broker {
 
     /// A broker whose published messages pass through `interceptors` once each,
     /// before fan-out, whose destinations under `history` rules keep history,
-    /// and which shares its destinations with other nodes through `cluster`.
+    /// and which shares its destinations with other nodes through `remote`.
     pub fn with_parts(
         prefixes: Prefixes,
         interceptors: Vec<Arc<dyn PublishHook>>,
         history: History,
-        cluster: Option<Arc<Cluster>>,
+        remote: Option<Arc<dyn Remote>>,
     ) -> Self {
         Broker {
             inner: Arc::new(Inner {
@@ -103,7 +104,7 @@ impl Broker {
                 counters: Counters::default(),
                 interceptors,
                 history,
-                cluster,
+                remote,
             }),
         }
     }

@@ -8,8 +8,7 @@
 
 use super::channels::Target;
 use super::envelope::{self, Envelope, Inbound};
-use super::{Cluster, ClusterError, Forward, lock};
-use crate::app::template::MessagingTemplate;
+use super::{Cluster, ClusterError, Forward, Local, lock};
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use std::collections::HashMap;
@@ -122,7 +121,7 @@ impl Source {
 
 pub(super) async fn run(
     cluster: Arc<Cluster>,
-    template: MessagingTemplate,
+    local: Local,
     outbox: mpsc::Receiver<Forward>,
     shutdown: CancellationToken,
 ) {
@@ -152,7 +151,7 @@ pub(super) async fn run(
             Ok((link, sink, stream)) => {
                 backoff = min;
                 let reason =
-                    serve(&cluster, &template, &outbox, link, sink, stream, &shutdown).await;
+                    serve(&cluster, &local, &outbox, link, sink, stream, &shutdown).await;
                 if shutdown.is_cancelled() {
                     break;
                 }
@@ -187,7 +186,7 @@ async fn drop_while_down(
 
 async fn serve(
     cluster: &Arc<Cluster>,
-    template: &MessagingTemplate,
+    local: &Local,
     outbox: &Arc<tokio::sync::Mutex<mpsc::Receiver<Forward>>>,
     link: CommandLink,
     sink: PubSubSink,
@@ -195,7 +194,7 @@ async fn serve(
     shutdown: &CancellationToken,
 ) -> String {
     *lock(&cluster.link) = Some(link.clone());
-    template.broker().restart_shared_numbering();
+    local.broker.restart_shared_numbering();
     let mut tasks: JoinSet<String> = JoinSet::new();
     tasks.spawn(forward_outbox(
         cluster.clone(),
@@ -210,7 +209,7 @@ async fn serve(
         tokio::select! {
             _ = shutdown.cancelled() => break "shutting down".to_owned(),
             message = stream.next() => match message {
-                Some(message) => inbound.handle(cluster, template, &message),
+                Some(message) => inbound.handle(cluster, local, &message),
                 None => break "the subscription connection closed".to_owned(),
             },
             failed = tasks.join_next() => {
@@ -423,7 +422,7 @@ struct InboundState {
 }
 
 impl InboundState {
-    fn handle(&mut self, cluster: &Cluster, template: &MessagingTemplate, message: &redis::Msg) {
+    fn handle(&mut self, cluster: &Cluster, local: &Local, message: &redis::Msg) {
         let envelope = match envelope::decode(message.get_payload_bytes()) {
             Ok(Inbound::Message(envelope)) => envelope,
             Ok(Inbound::Marker(token)) => {
@@ -457,12 +456,14 @@ impl InboundState {
         } = envelope;
         match cluster.names.target(message.get_channel_name()) {
             Some(Target::Destination(key)) if key == destination => {
-                template
-                    .broker()
+                local
+                    .broker
                     .deliver_from_cluster(key, &headers, body, seq);
             }
             Some(Target::User(user)) => {
-                template.deliver_to_user_here(user, &destination, &headers, body);
+                local
+                    .users
+                    .deliver_to_user_here(user, &destination, &headers, body);
             }
             _ => {
                 cluster.counters.invalid.fetch_add(1, Ordering::Relaxed);

@@ -11,12 +11,14 @@ mod interest;
 mod nodes;
 mod replay;
 
+use crate::broker::Broker;
+use crate::broker::remote::{Remote, RemoteMessage};
 use crate::config::{ClusterConfig, redacted_url};
 use crate::stomp::Headers;
 use bytes::Bytes;
 use channels::{Channel, Names};
 use interest::Interest;
-pub use replay::{Fetched, FetchedMessage, Lease};
+pub use replay::Lease;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,6 +57,53 @@ pub enum Forward {
         headers: Headers,
         body: Bytes,
     },
+}
+
+/// Delivers a message sent to a user to that user's sessions on this node;
+/// the user registry lives above the cluster, in the application layer.
+pub trait UserDelivery: Send + Sync {
+    fn deliver_to_user_here(
+        &self,
+        user: &str,
+        destination: &str,
+        headers: &Headers,
+        body: Bytes,
+    ) -> usize;
+}
+
+/// Where messages from other nodes are delivered on this one.
+#[derive(Clone)]
+pub struct Local {
+    pub broker: Broker,
+    pub users: Arc<dyn UserDelivery>,
+}
+
+/// The broker reaches other nodes through this: the cluster is a client of
+/// the broker, not a part of it.
+impl Remote for Cluster {
+    fn interest(&self, key: &str, delta: i64) {
+        Cluster::interest(self, Channel::for_subscription(key), delta);
+    }
+
+    fn forward(&self, message: RemoteMessage) -> bool {
+        let RemoteMessage {
+            key,
+            headers,
+            body,
+            delivered_locally,
+            history,
+        } = message;
+        Cluster::forward(
+            self,
+            Forward::Message {
+                key,
+                headers,
+                body,
+                delivered_locally,
+                history,
+            },
+        )
+    }
 }
 
 /// Counters reported in `/api/stats`.
@@ -156,15 +205,11 @@ impl Cluster {
         }))
     }
 
-    /// Starts the backplane tasks; they deliver into `template`'s broker and
-    /// stop with `shutdown`. Only the first call starts anything.
-    pub fn start(
-        self: &Arc<Self>,
-        template: crate::app::template::MessagingTemplate,
-        shutdown: tokio_util::sync::CancellationToken,
-    ) {
+    /// Starts the backplane tasks; they deliver into `local` and stop with
+    /// `shutdown`. Only the first call starts anything.
+    pub fn start(self: &Arc<Self>, local: Local, shutdown: tokio_util::sync::CancellationToken) {
         if let Some(outbox) = lock(&self.outbox_receiver).take() {
-            tokio::spawn(backplane::run(self.clone(), template, outbox, shutdown));
+            tokio::spawn(backplane::run(self.clone(), local, outbox, shutdown));
         }
     }
 

@@ -15,8 +15,7 @@
 use super::channels::Channel;
 use super::envelope::{self, Inbound};
 use super::{Cluster, ClusterError, lock, random_u64};
-use crate::stomp::Headers;
-use bytes::Bytes;
+use crate::broker::remote::{SharedHistory, SharedMessage};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
@@ -52,25 +51,6 @@ impl Drop for Lease {
     fn drop(&mut self) {
         self.cluster.interest(self.channel.clone(), -1);
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct FetchedMessage {
-    pub seq: u64,
-    pub published_ms: u64,
-    pub headers: Headers,
-    pub body: Bytes,
-}
-
-/// What Redis holds after a position.
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    /// The destination's newest number when it was read.
-    pub head: u64,
-    /// Some messages after the position are no longer kept.
-    pub gone: bool,
-    /// Oldest first.
-    pub messages: Vec<FetchedMessage>,
 }
 
 impl Cluster {
@@ -109,7 +89,7 @@ impl Cluster {
         self: &Arc<Self>,
         key: &str,
         after: Option<u64>,
-    ) -> Result<(Lease, Fetched), ClusterError> {
+    ) -> Result<(Lease, SharedHistory), ClusterError> {
         if !self.is_up() {
             return Err(ClusterError::Down);
         }
@@ -141,7 +121,7 @@ impl Cluster {
         let mut messages = Vec::with_capacity(payloads.len());
         for payload in payloads {
             match envelope::decode(&payload) {
-                Ok(Inbound::Message(envelope)) => messages.push(FetchedMessage {
+                Ok(Inbound::Message(envelope)) => messages.push(SharedMessage {
                     seq: envelope.seq.unwrap_or_default(),
                     published_ms: envelope.published_ms,
                     headers: envelope.headers,
@@ -154,7 +134,7 @@ impl Cluster {
         }
         Ok((
             lease,
-            Fetched {
+            SharedHistory {
                 head,
                 gone: gone != 0,
                 messages,

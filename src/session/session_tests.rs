@@ -29,7 +29,7 @@ fn app_with(builder: AppBuilder) -> Arc<AppRuntime> {
         auth: Arc::default(),
         access: Arc::default(),
     };
-    Arc::new(builder.build(broker, settings))
+    Arc::new(builder.build(broker, None, settings))
 }
 
 fn broker() -> Arc<AppRuntime> {

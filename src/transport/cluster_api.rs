@@ -23,7 +23,7 @@ pub async fn ready(State(state): State<Arc<ServerState>>) -> Response {
     if state.shutdown.is_cancelled() {
         reasons.push("shutting down".to_owned());
     }
-    let cluster = state.broker().cluster().map(|cluster| cluster.status());
+    let cluster = state.cluster.as_ref().map(|cluster| cluster.status());
     if let Some(cluster) = &cluster
         && cluster["state"] != "up"
     {
@@ -62,7 +62,7 @@ pub fn node_snapshot(state: &ServerState) -> serde_json::Value {
 }
 
 async fn registry(state: &ServerState) -> Result<Vec<serde_json::Value>, ApiError> {
-    let cluster = state.broker().cluster().ok_or_else(|| {
+    let cluster = state.cluster.as_ref().ok_or_else(|| {
         ApiError::BadRequest("scope=cluster needs [cluster] in broker.toml".into())
     })?;
     cluster

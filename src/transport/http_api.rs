@@ -233,7 +233,7 @@ pub(crate) fn stats_view(state: &ServerState) -> Stats {
         messages_in: counters.messages_in.load(Ordering::Relaxed),
         deliveries: counters.deliveries.load(Ordering::Relaxed),
         subscriptions: state.broker().subscription_counts().into_iter().collect(),
-        cluster: state.broker().cluster().map(|cluster| cluster.status()),
+        cluster: state.cluster.as_ref().map(|cluster| cluster.status()),
     }
 }
 

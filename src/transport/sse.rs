@@ -302,7 +302,7 @@ async fn load_shared_history(
     after: Option<u64>,
 ) -> Option<crate::cluster::Lease> {
     let broker = state.broker();
-    let cluster = broker.cluster()?;
+    let cluster = state.cluster.as_ref()?;
     if destination::is_pattern(destination) || !broker.keeps_history(destination) {
         return None;
     }

@@ -1,0 +1,48 @@
+//! The broker's view of other nodes: what it tells them (interest in a
+//! destination, a message to forward) through [`Remote`], implemented by the
+//! cluster backplane, and the shared history it merges before a replay.
+
+use crate::stomp::Headers;
+use bytes::Bytes;
+
+/// A message the broker hands over to reach subscribers on other nodes.
+#[derive(Debug)]
+pub struct RemoteMessage {
+    /// The broker destination (never a per-session `/user` key).
+    pub key: String,
+    pub headers: Headers,
+    pub body: Bytes,
+    /// Subscribers here already have it; other nodes must not send it back.
+    pub delivered_locally: bool,
+    /// The destination's retention when it keeps history: the shared store
+    /// then numbers and keeps it, and delivers it here too.
+    pub history: Option<usize>,
+}
+
+/// Other nodes, as the broker sees them.
+pub trait Remote: Send + Sync + std::fmt::Debug {
+    /// The first local subscriber of `key` came (`+1`) or the last left (`-1`).
+    fn interest(&self, key: &str, delta: i64);
+    /// Hands `message` over; false when it will not reach other nodes.
+    fn forward(&self, message: RemoteMessage) -> bool;
+}
+
+/// One message of a destination's shared history.
+#[derive(Debug, Clone)]
+pub struct SharedMessage {
+    pub seq: u64,
+    pub published_ms: u64,
+    pub headers: Headers,
+    pub body: Bytes,
+}
+
+/// What the shared store holds of a destination after a position.
+#[derive(Debug, Clone)]
+pub struct SharedHistory {
+    /// The destination's newest number when it was read.
+    pub head: u64,
+    /// Some messages after the position are no longer kept.
+    pub gone: bool,
+    /// Oldest first.
+    pub messages: Vec<SharedMessage>,
+}
