@@ -3,7 +3,7 @@
 use super::session_info::SessionInfo;
 use crate::broker::registry::SessionId;
 use crate::broker::outbound::{Outbound, Outgoing};
-use crate::session::{SessionError, error_frame};
+use crate::stomp::Frame;
 use crate::stomp::encoded_len_hint;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -34,7 +34,7 @@ impl SessionDirectory {
         let Some(outbound) = outbound else {
             return false;
         };
-        let frame = error_frame(&SessionError::ClosedByServer(reason.to_owned()), None, None);
+        let frame = Frame::error(format!("closed by the server: {reason}"), None, None);
         let size = encoded_len_hint(&frame);
         outbound.push(Outgoing::Frame(frame), size);
         outbound.close_after_flush();

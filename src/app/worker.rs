@@ -5,7 +5,6 @@ use super::AppRuntime;
 use super::handler::{HandlerError, Inbound, Payload};
 use super::router::{Mapping, ReplyTo, fill};
 use crate::broker::outbound::{Outbound, Outgoing};
-use crate::session::{SessionError, error_frame};
 use crate::stomp::{Command, Frame, Headers, encoded_len_hint};
 use futures_util::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -157,8 +156,8 @@ fn report(
         tracing::warn!(session = %session.id, %send_error, "exception reply not delivered");
     }
     if error.close_session {
-        let frame = error_frame(
-            &SessionError::Handler(error.message),
+        let frame = Frame::error(
+            format!("application handler failed: {}", error.message),
             None,
             Some(Command::Send),
         );

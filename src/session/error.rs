@@ -60,12 +60,8 @@ pub enum SessionError {
     Template(String),
     #[error("invalid since header {0:?}: expected a sequence number from a MESSAGE's seq header")]
     BadSince(String),
-    #[error("application handler failed: {0}")]
-    Handler(String),
     #[error("no subscribe mapping for application destination {0:?}")]
     NoSubscribeMapping(String),
-    #[error("closed by the server: {0}")]
-    ClosedByServer(String),
     #[error("slow consumer: {0}")]
     SlowConsumer(String),
     #[error("no CONNECT frame within {0} ms of the handshake")]

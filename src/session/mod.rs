@@ -77,21 +77,11 @@ pub fn error_frame(
     receipt: Option<String>,
     offending: Option<Command>,
 ) -> Frame {
-    let message = error.to_string();
-    let mut frame = Frame::new(Command::Error)
-        .header("message", message.clone())
-        .header("content-type", "text/plain");
-    if let Some(receipt) = receipt {
-        frame.headers.push("receipt-id", receipt);
-    }
+    let mut frame = Frame::error(error.to_string(), receipt, offending);
     if let SessionError::UnsupportedVersion { .. } = error {
         frame.headers.push("version", "1.0,1.1,1.2");
     }
-    let body = match offending {
-        Some(command) => format!("{message}\n\nThe offending frame was a {command} frame."),
-        None => message,
-    };
-    frame.body(body)
+    frame
 }
 
 pub struct Session {

@@ -222,6 +222,22 @@ impl Frame {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.headers.get(name)
     }
+
+    /// An ERROR frame: `message` as its one-line header and as its body, with
+    /// the command that caused it when there was one.
+    pub fn error(message: String, receipt: Option<String>, offending: Option<Command>) -> Frame {
+        let mut frame = Frame::new(Command::Error)
+            .header("message", message.clone())
+            .header("content-type", "text/plain");
+        if let Some(receipt) = receipt {
+            frame.headers.push("receipt-id", receipt);
+        }
+        let body = match offending {
+            Some(command) => format!("{message}\n\nThe offending frame was a {command} frame."),
+            None => message,
+        };
+        frame.body(body)
+    }
 }
 
 #[cfg(test)]
