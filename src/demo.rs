@@ -4,7 +4,7 @@
 
 use crate::app::AppBuilder;
 use crate::app::handler::{HandlerError, Json, Message};
-use crate::server::ServerState;
+use crate::hub::Hub;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -92,7 +92,7 @@ struct Trigger {
     content: String,
 }
 
-fn publish(state: &ServerState, destination: &str, message: &OutMessage) -> Response {
+fn publish(state: &Hub, destination: &str, message: &OutMessage) -> Response {
     match state.app.template.convert_and_send(destination, message) {
         Ok(_) => axum::Json(message).into_response(),
         Err(error) => (
@@ -104,18 +104,12 @@ fn publish(state: &ServerState, destination: &str, message: &OutMessage) -> Resp
 }
 
 /// `GET /v1/chat/http?from=&to=&content=`: publishes to `/topic/game_chat` and returns the message.
-async fn chat_http(
-    State(state): State<Arc<ServerState>>,
-    Query(trigger): Query<Trigger>,
-) -> Response {
+async fn chat_http(State(state): State<Arc<Hub>>, Query(trigger): Query<Trigger>) -> Response {
     publish(&state, GAME_CHAT, &OutMessage::new(trigger.content))
 }
 
 /// `GET /v1/chat/single?from=&to=&content=`: sends `"{from} sent: {content}"` to `/chat/single/{to}`.
-async fn chat_single(
-    State(state): State<Arc<ServerState>>,
-    Query(trigger): Query<Trigger>,
-) -> Response {
+async fn chat_single(State(state): State<Arc<Hub>>, Query(trigger): Query<Trigger>) -> Response {
     match single_chat_destination(&trigger.to) {
         Ok(destination) => publish(
             &state,
@@ -130,7 +124,7 @@ async fn chat_single(
     }
 }
 
-pub fn http_routes() -> Router<Arc<ServerState>> {
+pub fn http_routes() -> Router<Arc<Hub>> {
     Router::new()
         .route("/v1/chat/http", get(chat_http))
         .route("/v1/chat/single", get(chat_single))

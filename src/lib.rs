@@ -17,8 +17,12 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod hub;
 pub mod security;
 pub mod server;
 pub mod session;
 pub mod stomp;
 pub mod transport;
+
+#[doc(hidden)]
+pub mod testing;

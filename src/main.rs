@@ -68,7 +68,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig(args)) => match load(&args).and_then(|config| {
-            config.check_files()?;
+            stomphub::server::check(&config)?;
             Ok(config)
         }) {
             Ok(config) => {
@@ -138,8 +138,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     runtime.block_on(async move {
         let server = match Server::bind(config).await {
             Ok(server) => server,
-            // A key or certificate file the configuration names is unusable: a config error.
-            Err(error @ stomphub::server::ServerError::Setup(_)) => {
+            // A bad entry, or a key or certificate file it names, is a config error.
+            Err(error @ stomphub::server::ServerError::Config(_)) => {
                 eprintln!("error: {error}");
                 return ExitCode::from(2);
             }
@@ -148,9 +148,9 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let endpoint = server.state().config.stomp.endpoint.clone();
+        let endpoint = server.config().stomp.endpoint.clone();
         let addr = server.local_addr();
-        let (http, ws) = match server.state().config.server.tls {
+        let (http, ws) = match server.config().server.tls {
             Some(_) => ("https", "wss"),
             None => ("http", "ws"),
         };

@@ -12,7 +12,7 @@ const LIMITS: Limits = Limits { max_frame_size: 4096, max_headers: 16, max_heade
 fuzz_target!(|data: &[u8]| {
     // Cross-node messages arrive from Redis, where anyone with access may publish:
     // their decoder must refuse, never panic.
-    let _ = stomphub::cluster::envelope::decode(data);
+    let _ = stomphub::testing::decode_cluster_message(data);
     let Some((&control, rest)) = data.split_first() else { return };
     let version = Version::ALL[(control % 3) as usize];
     let chunk_len = 1 + (control >> 2) as usize;

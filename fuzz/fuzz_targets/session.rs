@@ -1,5 +1,5 @@
 //! Fuzzes a whole session: arbitrary bytes, decoded and handed frame by frame to
-//! a `Session` of a real server state (broker, demo handlers, history, user
+//! a `Session` of a real server's hub (broker, demo handlers, history, user
 //! registry), with one or two sessions interleaved. Checks that nothing panics,
 //! that queued bytes stay under the session's limit, that every queued frame
 //! encodes to STOMP the decoder accepts, and that ending the sessions leaves no
@@ -9,11 +9,9 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use stomphub::app::AppBuilder;
-use stomphub::app::session_info::Handshake;
 use stomphub::config::{Config, HistoryConfig};
-use stomphub::server::ServerState;
-use stomphub::session::{Flow, Session, SessionError, encode_outgoing};
 use stomphub::stomp::{Decoded, Decoder, Limits, Version};
+use stomphub::testing::{Flow, Session, SessionError, TestHub, encode_outgoing};
 
 const QUEUE_LIMIT: usize = 16 * 1024;
 
@@ -49,9 +47,8 @@ struct Peer {
 }
 
 impl Peer {
-    fn new(state: &ServerState, id: u64) -> Peer {
-        let handshake = Handshake { session: id, ..Handshake::default() };
-        Peer { session: state.new_session(handshake), decoder: Decoder::new(state.config.codec_limits()), open: true }
+    fn new(hub: &TestHub, config: &Config, id: u64) -> Peer {
+        Peer { session: hub.open_session(id), decoder: Decoder::new(config.codec_limits()), open: true }
     }
 
     async fn feed(&mut self, bytes: &[u8]) {
@@ -107,11 +104,12 @@ impl Peer {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else { return };
-    let state = ServerState::new(config(), AppBuilder::new()).expect("state");
+    let config = config();
+    let hub = TestHub::new(&config, AppBuilder::new()).expect("the fuzz configuration builds");
     runtime().block_on(async {
-        let mut peers = vec![Peer::new(&state, 1)];
+        let mut peers = vec![Peer::new(&hub, &config, 1)];
         if control & 2 != 0 {
-            peers.push(Peer::new(&state, 2));
+            peers.push(Peer::new(&hub, &config, 2));
         }
         if control & 1 != 0 {
             for peer in &mut peers {
@@ -132,7 +130,7 @@ fuzz_target!(|data: &[u8]| {
             peer.drain();
         }
     });
-    assert!(state.broker().subscription_counts().iter().all(|(_, n)| *n == 0), "{:?}", state.broker().subscription_counts());
-    assert_eq!(state.app.directory.len(), 0);
-    assert_eq!(state.queued.used(), 0);
+    assert_eq!(hub.subscriptions(), 0);
+    assert_eq!(hub.listed_sessions(), 0);
+    assert_eq!(hub.queued_bytes(), 0);
 });

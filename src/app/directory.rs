@@ -1,8 +1,8 @@
 //! Every connected session, for the sessions and stats APIs.
 
 use super::session_info::SessionInfo;
-use crate::broker::registry::SessionId;
 use crate::broker::outbound::{Outbound, Outgoing};
+use crate::broker::registry::SessionId;
 use crate::stomp::Frame;
 use crate::stomp::encoded_len_hint;
 use std::collections::HashMap;

@@ -3,9 +3,9 @@
 
 use super::handler::{HandlerError, Payload};
 use super::users::UserRegistry;
-use crate::broker::user_destination::{self, session_key};
 use crate::broker::Broker;
 use crate::broker::destination::{self, Route};
+use crate::broker::user_destination::{self, session_key};
 use crate::cluster::{Cluster, Forward};
 use crate::stomp::Headers;
 use serde::Serialize;

@@ -3,8 +3,8 @@
 //! shared history from other nodes come in.
 
 use super::Broker;
-use super::user_destination::is_session_key;
 use super::remote::{RemoteMessage, SharedHistory};
+use super::user_destination::is_session_key;
 use crate::stomp::Headers;
 use bytes::Bytes;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -67,7 +67,10 @@ mod tests {
 
     #[test]
     fn sends_name_a_user_and_a_destination() {
-        assert_eq!(send_target("/user/alice/queue/x"), Some(("alice", "/queue/x")));
+        assert_eq!(
+            send_target("/user/alice/queue/x"),
+            Some(("alice", "/queue/x"))
+        );
         assert_eq!(send_target("/user/alice/"), None);
         assert_eq!(send_target("/user//queue/x"), None);
         assert_eq!(send_target("/user/alice"), None);

@@ -150,8 +150,7 @@ pub(super) async fn run(
         match attempt {
             Ok((link, sink, stream)) => {
                 backoff = min;
-                let reason =
-                    serve(&cluster, &local, &outbox, link, sink, stream, &shutdown).await;
+                let reason = serve(&cluster, &local, &outbox, link, sink, stream, &shutdown).await;
                 if shutdown.is_cancelled() {
                     break;
                 }
@@ -456,9 +455,7 @@ impl InboundState {
         } = envelope;
         match cluster.names.target(message.get_channel_name()) {
             Some(Target::Destination(key)) if key == destination => {
-                local
-                    .broker
-                    .deliver_from_cluster(key, &headers, body, seq);
+                local.broker.deliver_from_cluster(key, &headers, body, seq);
             }
             Some(Target::User(user)) => {
                 local

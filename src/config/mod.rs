@@ -32,11 +32,18 @@ pub enum ConfigError {
     File(String),
 }
 
-fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        reason: reason.into(),
+impl ConfigError {
+    /// The value of `key` is wrong, for `reason`.
+    pub fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key,
+            reason: reason.into(),
+        }
     }
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::invalid(key, reason)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -344,18 +351,6 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}"))
     }
 
-    /// Loads the files the configuration names (JWT key, TLS certificate and
-    /// key), as the server will at start, so `check-config` catches them too.
-    pub fn check_files(&self) -> Result<(), ConfigError> {
-        if let Some(jwt) = &self.auth.jwt {
-            crate::security::jwt::JwtVerifier::new(jwt).map_err(ConfigError::File)?;
-        }
-        if let Some(tls) = &self.server.tls {
-            crate::transport::tls::acceptor(tls).map_err(ConfigError::File)?;
-        }
-        Ok(())
-    }
-
     /// A copy with secrets masked, for printing.
     pub fn redacted(&self) -> Config {
         let mut config = self.clone();
@@ -421,19 +416,6 @@ impl Config {
             l.max_pending_app_messages,
             1,
         )?;
-        for prefix in self
-            .stomp
-            .app_prefixes
-            .iter()
-            .chain(&self.stomp.broker_prefixes)
-        {
-            if crate::broker::user_destination::is_reserved_prefix(prefix) {
-                return Err(invalid(
-                    "stomp.broker_prefixes",
-                    "/user is reserved for user destinations",
-                ));
-            }
-        }
         if l.max_body_size > l.max_frame_size {
             return Err(invalid(
                 "limits.max_body_size",
@@ -482,12 +464,7 @@ impl Config {
             server.tcp_keepalive_retries as usize,
             1,
         )?;
-        for origin in &server.allowed_origins {
-            crate::security::origin::OriginPattern::parse(origin)
-                .map_err(|reason| invalid("server.allowed_origins", reason))?;
-        }
         self.auth.validate()?;
-        security::validate_acl(&self.acl)?;
         let ws = &self.websocket;
         at_least("websocket.read_buffer_size", ws.read_buffer_size, 1024)?;
         at_least("websocket.write_buffer_size", ws.write_buffer_size, 1024)?;
@@ -496,46 +473,7 @@ impl Config {
             ws.max_message_size,
             l.max_frame_size,
         )?;
-        for route in &self.routes {
-            crate::app::router::Template::parse(&route.from)
-                .map_err(|reason| invalid("route.from", reason))?;
-            match (&route.to, &route.to_user) {
-                (Some(to), None) => {
-                    let target = to.replace(['{', '}'], "");
-                    let owned = self
-                        .stomp
-                        .broker_prefixes
-                        .iter()
-                        .any(|p| target.starts_with(&format!("{p}/")));
-                    if !owned {
-                        return Err(invalid(
-                            "route.to",
-                            format!("{to:?} is not under a broker prefix"),
-                        ));
-                    }
-                }
-                (None, Some(to_user)) => {
-                    if !to_user.starts_with('/') || to_user.starts_with("/user") {
-                        return Err(invalid(
-                            "route.to_user",
-                            format!("{to_user:?} must start with '/' and not with /user"),
-                        ));
-                    }
-                }
-                _ => {
-                    return Err(invalid(
-                        "route",
-                        format!(
-                            "route from {:?} needs exactly one of `to` and `to_user`",
-                            route.from
-                        ),
-                    ));
-                }
-            }
-        }
         for rule in &self.history {
-            crate::broker::destination::Pattern::compile(&rule.destination)
-                .map_err(|error| invalid("history.destination", error.to_string()))?;
             at_least("history.max_messages", rule.max_messages, 1)?;
         }
         at_least("sse.heartbeat_ms", self.sse.heartbeat_ms as usize, 100)?;
@@ -561,29 +499,6 @@ impl Config {
             max_header_line: self.limits.max_header_line,
             max_body_size: self.limits.max_body_size,
         }
-    }
-
-    /// History rules: the configured ones first, then the demo price feed's.
-    pub fn history_rules(&self) -> Result<Vec<crate::broker::history::HistoryRule>, ConfigError> {
-        let mut rules = Vec::with_capacity(self.history.len() + 1);
-        for rule in &self.history {
-            let max_age = (rule.max_age_ms > 0).then(|| Duration::from_millis(rule.max_age_ms));
-            rules.push(
-                crate::broker::history::HistoryRule::new(
-                    &rule.destination,
-                    rule.max_messages,
-                    max_age,
-                )
-                .map_err(|error| invalid("history.destination", error.to_string()))?,
-            );
-        }
-        if self.demo.enabled && self.demo.price_feed_ms > 0 {
-            rules.push(
-                crate::broker::history::HistoryRule::new(crate::demo::PRICE_TOPIC, 100, None)
-                    .map_err(|error| invalid("demo", error.to_string()))?,
-            );
-        }
-        Ok(rules)
     }
 
     pub fn send_time_limit(&self) -> Duration {
@@ -665,16 +580,6 @@ mod tests {
             error.to_string().contains("also in stomp.broker_prefixes"),
             "{error}"
         );
-    }
-
-    #[test]
-    fn routes_are_validated() {
-        let ok = "[[route]]\nfrom = \"/v1/echo/{id}\"\nto = \"/topic/echo/{id}\"\n";
-        assert_eq!(Config::parse(ok).unwrap().routes.len(), 1);
-        let error = Config::parse("[[route]]\nfrom = \"/v1/x\"\nto = \"/queue/x\"\n").unwrap_err();
-        assert!(error.to_string().starts_with("route.to"), "{error}");
-        let error = Config::parse("[[route]]\nfrom = \"/v1/x\"\n").unwrap_err();
-        assert!(error.to_string().contains("exactly one of"), "{error}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use super::auth::Identity;
 use crate::broker::destination::{Pattern, is_pattern};
-use crate::config::AclRuleConfig;
+use crate::config::{AclRuleConfig, ConfigError};
 use std::fmt;
 
 /// One entry of a rule's `subscribe` or `send` list.
@@ -143,25 +143,41 @@ fn describe(who: &Subject<'_>) -> String {
     }
 }
 
-fn parse_list(list: &Option<Vec<String>>) -> Result<Option<Vec<Principal>>, String> {
+fn parse_list(
+    key: &'static str,
+    rule: &AclRuleConfig,
+    list: &Option<Vec<String>>,
+) -> Result<Option<Vec<Principal>>, ConfigError> {
     list.as_ref()
-        .map(|entries| entries.iter().map(|e| Principal::parse(e)).collect())
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|entry| {
+                    Principal::parse(entry).map_err(|reason| {
+                        ConfigError::invalid(key, format!("{:?}: {reason}", rule.destination))
+                    })
+                })
+                .collect()
+        })
         .transpose()
 }
 
 impl AccessRules {
-    pub fn new(config: &[AclRuleConfig]) -> Result<AccessRules, String> {
+    /// Compiles `[[acl]]`; an error names the key at fault.
+    pub fn new(config: &[AclRuleConfig]) -> Result<AccessRules, ConfigError> {
         let rules = config
             .iter()
             .map(|rule| {
                 Ok(Rule {
-                    pattern: Pattern::compile(&rule.destination).map_err(|e| e.to_string())?,
+                    pattern: Pattern::compile(&rule.destination).map_err(|error| {
+                        ConfigError::invalid("acl.destination", error.to_string())
+                    })?,
                     literal_prefix: literal_prefix(&rule.destination),
-                    subscribe: parse_list(&rule.subscribe)?,
-                    send: parse_list(&rule.send)?,
+                    subscribe: parse_list("acl.subscribe", rule, &rule.subscribe)?,
+                    send: parse_list("acl.send", rule, &rule.send)?,
                 })
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, ConfigError>>()?;
         Ok(AccessRules { rules })
     }
 

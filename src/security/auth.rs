@@ -5,7 +5,7 @@
 
 use super::jwt::{JwtVerifier, looks_like_jwt};
 use super::password;
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, ConfigError};
 use crate::stomp::Headers;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,8 +115,21 @@ fn bearer(value: &str) -> Option<&str> {
 
 impl Authenticator {
     /// Loads keys and users; errors name the configuration key at fault.
-    pub fn new(config: &AuthConfig) -> Result<Authenticator, String> {
-        let jwt = config.jwt.as_ref().map(JwtVerifier::new).transpose()?;
+    pub fn new(config: &AuthConfig) -> Result<Authenticator, ConfigError> {
+        for user in &config.users {
+            super::password::check_hash_format(&user.password_hash).map_err(|reason| {
+                ConfigError::invalid(
+                    "auth.user.password_hash",
+                    format!("user {:?}: {reason}", user.name),
+                )
+            })?;
+        }
+        let jwt = config
+            .jwt
+            .as_ref()
+            .map(JwtVerifier::new)
+            .transpose()
+            .map_err(ConfigError::File)?;
         let users: HashMap<String, User> = config
             .users
             .iter()

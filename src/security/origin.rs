@@ -2,6 +2,8 @@
 //! by default, or the patterns of `server.allowed_origins`. Requests without an
 //! `Origin` header come from non-browser clients, which origins cannot restrict.
 
+use crate::config::ConfigError;
+
 /// One entry of `server.allowed_origins`: `"*"`, or `scheme://host[:port]` where
 /// `*` in the host stands for any run of characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,14 +58,16 @@ pub struct OriginPolicy {
 }
 
 impl OriginPolicy {
-    /// From validated configuration; entries that do not parse are skipped.
-    pub fn new(allowed: &[String]) -> OriginPolicy {
-        OriginPolicy {
-            allowed: allowed
-                .iter()
-                .filter_map(|entry| OriginPattern::parse(entry).ok())
-                .collect(),
-        }
+    /// From `server.allowed_origins`; an entry that does not parse is an error naming that key.
+    pub fn new(allowed: &[String]) -> Result<OriginPolicy, ConfigError> {
+        let allowed = allowed
+            .iter()
+            .map(|entry| {
+                OriginPattern::parse(entry)
+                    .map_err(|reason| ConfigError::invalid("server.allowed_origins", reason))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(OriginPolicy { allowed })
     }
 
     /// Whether a browser page at `origin` may use this server, reached as `host`.
@@ -124,7 +128,8 @@ mod tests {
         let policy = OriginPolicy::new(&[
             "https://*.example.com".into(),
             "http://localhost:3000".into(),
-        ]);
+        ])
+        .unwrap();
         assert!(policy.allows("https://app.example.com", None));
         assert!(policy.allows("https://a.b.example.com", None));
         assert!(!policy.allows("https://example.com", None));
@@ -132,7 +137,8 @@ mod tests {
         assert!(!policy.allows("http://app.example.com", None));
         assert!(policy.allows("http://localhost:3000", None));
         assert!(!policy.allows("http://localhost:30000", None));
-        assert!(OriginPolicy::new(&["*".into()]).allows("http://anything.test", None));
+        let any = OriginPolicy::new(&["*".into()]).unwrap();
+        assert!(any.allows("http://anything.test", None));
     }
 
     #[test]
@@ -140,5 +146,10 @@ mod tests {
         assert!(OriginPattern::parse("example.com").is_err());
         assert!(OriginPattern::parse("https://example.com/").is_err());
         assert!(OriginPattern::parse("https://").is_err());
+        let error = OriginPolicy::new(&["example.com".into()]).unwrap_err();
+        assert!(
+            error.to_string().starts_with("server.allowed_origins"),
+            "{error}"
+        );
     }
 }

@@ -3,14 +3,16 @@
 //! the transport whether to keep the connection. The same session serves every
 //! transport, and tests drive it without sockets.
 
+pub mod driver;
 mod error;
 pub mod heartbeat;
-
+mod sessions;
 mod wire;
 
+use crate::broker::outbound::{Outbound, Outgoing};
 pub use error::SessionError;
 use heartbeat::HeartBeat;
-use crate::broker::outbound::{Outbound, Outgoing};
+pub use sessions::Sessions;
 pub use wire::encode_outgoing;
 
 use crate::app::AppRuntime;
@@ -20,8 +22,8 @@ use crate::app::session_info::{Handshake, SessionInfo};
 use crate::app::worker::{AppWorker, Job};
 use crate::broker::Broker;
 use crate::broker::destination::{self, Route};
-use crate::broker::user_destination::{self, session_key};
 use crate::broker::registry::{AckMode, Subscription};
+use crate::broker::user_destination::{self, session_key};
 use crate::security::rate::TokenBucket;
 use crate::security::{Action, AuthError, Identity};
 use crate::stomp::{Command, Frame, Headers, Version, encoded_len_hint};
@@ -200,6 +202,11 @@ impl Session {
     /// The error that ended the session, if one did.
     pub fn failure(&self) -> Option<&SessionError> {
         self.failure.as_ref()
+    }
+
+    /// Checks CONNECT credentials; see [`Session::checks_credentials_of`].
+    pub fn authenticator(&self) -> &Arc<crate::security::Authenticator> {
+        &self.app.settings.auth
     }
 
     pub fn set_credentials(&mut self, verdict: Result<Option<Identity>, AuthError>) {

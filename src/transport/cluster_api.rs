@@ -3,7 +3,7 @@
 //! registry entries every live node keeps in Redis.
 
 use super::http_api::{ApiError, session_views, stats_view};
-use crate::server::ServerState;
+use crate::hub::Hub;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,9 +18,9 @@ pub async fn health() -> Json<serde_json::Value> {
 
 /// Readiness: send new clients here. False while shutting down, and while
 /// the cluster backplane is down (this node's clients would miss other nodes' messages).
-pub async fn ready(State(state): State<Arc<ServerState>>) -> Response {
+pub async fn ready(State(state): State<Arc<Hub>>) -> Response {
     let mut reasons = Vec::new();
-    if state.shutdown.is_cancelled() {
+    if state.is_shutting_down() {
         reasons.push("shutting down".to_owned());
     }
     let cluster = state.cluster.as_ref().map(|cluster| cluster.status());
@@ -50,7 +50,7 @@ pub async fn ready(State(state): State<Arc<ServerState>>) -> Response {
 const MAX_LISTED_SESSIONS: usize = 10_000;
 
 /// What this node writes into its registry entry.
-pub fn node_snapshot(state: &ServerState) -> serde_json::Value {
+pub fn node_snapshot(state: &Hub) -> serde_json::Value {
     let mut sessions = session_views(state);
     let total = sessions.len();
     sessions.truncate(MAX_LISTED_SESSIONS);
@@ -61,7 +61,7 @@ pub fn node_snapshot(state: &ServerState) -> serde_json::Value {
     })
 }
 
-async fn registry(state: &ServerState) -> Result<Vec<serde_json::Value>, ApiError> {
+async fn registry(state: &Hub) -> Result<Vec<serde_json::Value>, ApiError> {
     let cluster = state.cluster.as_ref().ok_or_else(|| {
         ApiError::BadRequest("scope=cluster needs [cluster] in broker.toml".into())
     })?;
@@ -79,7 +79,7 @@ fn sum(nodes: &[serde_json::Value], field: &str) -> u64 {
 }
 
 /// Every live node's stats as of its last refresh, and totals.
-pub(crate) async fn cluster_stats(state: &ServerState) -> Result<Response, ApiError> {
+pub(crate) async fn cluster_stats(state: &Hub) -> Result<Response, ApiError> {
     let nodes = registry(state).await?;
     let users: BTreeSet<&str> = nodes
         .iter()
@@ -109,7 +109,7 @@ pub(crate) async fn cluster_stats(state: &ServerState) -> Result<Response, ApiEr
 }
 
 /// Every live node's sessions as of its last refresh, each with its node.
-pub(crate) async fn cluster_sessions(state: &ServerState) -> Result<Response, ApiError> {
+pub(crate) async fn cluster_sessions(state: &Hub) -> Result<Response, ApiError> {
     let nodes = registry(state).await?;
     let mut sessions = Vec::new();
     for node in &nodes {

@@ -3,26 +3,26 @@
 
 use crate::app::interceptor::{HandshakeRequest, Rejection};
 use crate::app::session_info::Handshake;
-use crate::server::ServerState;
+use crate::hub::Hub;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use std::net::SocketAddr;
 
 /// Checks the origin and any bearer token, assigns a session id and runs every
 /// interceptor; a rejection is the HTTP answer to give.
 pub fn run(
-    state: &ServerState,
+    hub: &Hub,
     uri: &Uri,
     headers: &HeaderMap,
     remote: SocketAddr,
     transport: &str,
 ) -> Result<Handshake, Rejection> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(message) = state.origins.check(header("origin"), header("host")) {
+    if let Err(message) = hub.origins.check(header("origin"), header("host")) {
         tracing::warn!(%remote, %transport, reason = %message, "handshake refused");
         return Err(Rejection::new(StatusCode::FORBIDDEN, message));
     }
     let mut handshake = Handshake {
-        session: state.next_session_id(),
+        session: hub.sessions.next_id(),
         remote: Some(remote),
         ..Handshake::default()
     };
@@ -34,7 +34,7 @@ pub fn run(
         headers,
         remote,
     };
-    let auth = &state.app.settings.auth;
+    let auth = &hub.app.settings.auth;
     // Parsing the query string is only worth it when tokens are checked.
     let query_token = auth
         .accepts_tokens()
@@ -51,13 +51,13 @@ pub fn run(
             return Err(Rejection::new(StatusCode::UNAUTHORIZED, error.to_string()));
         }
     }
-    for interceptor in &state.app.handshake {
+    for interceptor in &hub.app.handshake {
         if let Err(rejection) = interceptor.before(&request, &mut handshake) {
             tracing::info!(%remote, status = %rejection.status, reason = %rejection.message, "handshake rejected");
             return Err(rejection);
         }
     }
-    for interceptor in &state.app.handshake {
+    for interceptor in &hub.app.handshake {
         interceptor.after(&request, &handshake);
     }
     Ok(handshake)

@@ -2,7 +2,7 @@
 //! configured), and read stats and sessions (`GET`). Errors are JSON `{"error": ...}`.
 
 use crate::app::handler::{JSON, Payload, TEXT};
-use crate::server::ServerState;
+use crate::hub::Hub;
 use crate::stomp::Headers;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
@@ -62,8 +62,8 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
             == 0
 }
 
-fn authorize(state: &ServerState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let expected = &state.config.api.token;
+fn authorize(state: &Hub, headers: &HeaderMap) -> Result<(), ApiError> {
+    let expected = &state.settings.api_token;
     if expected.is_empty() {
         return Ok(());
     }
@@ -123,7 +123,7 @@ fn parse<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 }
 
 async fn publish(
-    State(state): State<Arc<ServerState>>,
+    State(state): State<Arc<Hub>>,
     headers: HeaderMap,
     body: Result<Json<PublishRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -140,7 +140,7 @@ async fn publish(
 }
 
 async fn publish_to_user(
-    State(state): State<Arc<ServerState>>,
+    State(state): State<Arc<Hub>>,
     Path(user): Path<String>,
     headers: HeaderMap,
     body: Result<Json<PublishRequest>, JsonRejection>,
@@ -201,7 +201,7 @@ impl ScopeQuery {
 }
 
 async fn stats(
-    State(state): State<Arc<ServerState>>,
+    State(state): State<Arc<Hub>>,
     Query(query): Query<ScopeQuery>,
 ) -> Result<Response, ApiError> {
     if query.cluster_wide()? {
@@ -210,7 +210,7 @@ async fn stats(
     Ok(Json(stats_view(&state)).into_response())
 }
 
-pub(crate) fn stats_view(state: &ServerState) -> Stats {
+pub(crate) fn stats_view(state: &Hub) -> Stats {
     let counters = state.broker().counters();
     let mut transports = BTreeMap::new();
     for info in state.app.directory.list() {
@@ -222,11 +222,11 @@ pub(crate) fn stats_view(state: &ServerState) -> Stats {
         *transports.entry(transport).or_default() += 1;
     }
     Stats {
-        connections: state.connections.load(Ordering::Relaxed),
+        connections: state.lifecycle.connections.load(Ordering::Relaxed),
         tcp_connections: state.admission.open(),
         pending_handshakes: state.admission.pending(),
-        queued_bytes: state.queued.used(),
-        max_queued_bytes_total: state.queued.limit(),
+        queued_bytes: state.sessions.queued().used(),
+        max_queued_bytes_total: state.sessions.queued().limit(),
         sessions: state.app.directory.len(),
         transports,
         users: state.app.users.user_count(),
@@ -255,7 +255,7 @@ pub(crate) struct SessionView {
 }
 
 async fn sessions(
-    State(state): State<Arc<ServerState>>,
+    State(state): State<Arc<Hub>>,
     Query(query): Query<ScopeQuery>,
 ) -> Result<Response, ApiError> {
     if query.cluster_wide()? {
@@ -264,7 +264,7 @@ async fn sessions(
     Ok(Json(session_views(&state)).into_response())
 }
 
-pub(crate) fn session_views(state: &ServerState) -> Vec<SessionView> {
+pub(crate) fn session_views(state: &Hub) -> Vec<SessionView> {
     state
         .app
         .directory
@@ -291,7 +291,7 @@ pub(crate) fn session_views(state: &ServerState) -> Vec<SessionView> {
 
 /// `DELETE /api/sessions/{id}`: ends a session of either transport (the seeds' `close/{userId}`).
 async fn close_session(
-    State(state): State<Arc<ServerState>>,
+    State(state): State<Arc<Hub>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -307,7 +307,7 @@ async fn close_session(
     }
 }
 
-pub fn routes() -> Router<Arc<ServerState>> {
+pub fn routes() -> Router<Arc<Hub>> {
     Router::new()
         .route("/api/publish", post(publish))
         .route("/api/users/{user}/publish", post(publish_to_user))

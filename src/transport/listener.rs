@@ -37,17 +37,6 @@ pub struct ListenerSettings {
 }
 
 impl ListenerSettings {
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let server = &config.server;
-        ListenerSettings {
-            write_stall_limit: config.send_time_limit(),
-            handshake_timeout: Duration::from_millis(config.limits.handshake_timeout_ms),
-            keepalive_idle: Duration::from_millis(server.tcp_keepalive_idle_ms),
-            keepalive_interval: Duration::from_millis(server.tcp_keepalive_interval_ms),
-            keepalive_retries: server.tcp_keepalive_retries,
-        }
-    }
-
     /// How long a vanished peer can go unnoticed: idle + interval x retries.
     pub fn dead_peer_bound(&self) -> Duration {
         self.keepalive_idle + self.keepalive_interval * self.keepalive_retries

@@ -1,4 +1,6 @@
-//! Transports: each carries sessions over one kind of connection, plus the HTTP API.
+//! Transports: each carries sessions over one kind of connection and is one
+//! file here (a [`Wire`] for the session driver plus its opening request), next
+//! to the HTTP API. Adding one: a file, a line in `server`, a config section.
 
 pub mod cluster_api;
 pub mod handshake;
@@ -7,3 +9,41 @@ pub mod listener;
 pub mod sse;
 pub mod tls;
 pub mod websocket;
+
+use crate::hub::Hub;
+use crate::session::Session;
+use crate::session::driver::{self, End, Wire};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+/// Runs one STOMP connection over `wire` to its end; it counts in the
+/// `connections` of `/api/stats` while it runs.
+pub(crate) async fn run_session<W: Wire>(
+    hub: &Hub,
+    mut session: Session,
+    wire: W,
+    remote: SocketAddr,
+) {
+    tracing::info!(session = session.id(), %remote, "connected");
+    let connections = &hub.lifecycle.connections;
+    connections.fetch_add(1, Ordering::Relaxed);
+    let end = driver::drive(
+        &mut session,
+        wire,
+        hub.sessions.rules(),
+        &hub.lifecycle.shutdown,
+    )
+    .await;
+    connections.fetch_sub(1, Ordering::Relaxed);
+    log_end(&session, remote, &end);
+}
+
+/// A slow consumer is worth a warning; every other end is routine.
+pub(crate) fn log_end(session: &Session, remote: SocketAddr, end: &End) {
+    match end {
+        End::SlowConsumer(_) => {
+            tracing::warn!(session = session.id(), %remote, reason = %end, "disconnected")
+        }
+        _ => tracing::info!(session = session.id(), %remote, reason = %end, "disconnected"),
+    }
+}

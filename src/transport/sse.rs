@@ -8,19 +8,25 @@
 //! destination of the stream for replay.
 
 use crate::broker::destination::{self, Route};
-use crate::server::ServerState;
-use crate::broker::outbound::{Closed, Outgoing};
+use crate::broker::outbound::Outgoing;
+use crate::broker::user_destination::EVERY_USER_DESTINATION;
+use crate::hub::Hub;
+use crate::session::driver::{self, CloseReason, Received, Wire, WireError};
 use crate::session::{Flow, Session, SessionError};
-use crate::stomp::{Command, Frame};
+use crate::stomp::{Command, Frame, Version};
 use crate::transport::listener::RemoteAddr;
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::StreamExt;
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     let body = serde_json::json!({ "error": message.into() });
@@ -52,7 +58,7 @@ fn parse_positions(id: &str, count: usize) -> Option<Vec<u64>> {
 }
 
 pub async fn subscribe(
-    State(state): State<Arc<ServerState>>,
+    State(hub): State<Arc<Hub>>,
     ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
     uri: Uri,
     headers: HeaderMap,
@@ -78,12 +84,12 @@ pub async fn subscribe(
             "at least one `destination` query parameter is required",
         );
     }
-    if destinations.len() > state.config.sse.max_destinations {
+    let max_destinations = hub.settings.sse.max_destinations;
+    if destinations.len() > max_destinations {
         return refuse(
             StatusCode::BAD_REQUEST,
             format!(
-                "a stream may have at most {} destinations (sse.max_destinations)",
-                state.config.sse.max_destinations
+                "a stream may have at most {max_destinations} destinations (sse.max_destinations)"
             ),
         );
     }
@@ -91,7 +97,7 @@ pub async fn subscribe(
         if let Err(error) = destination::validate(destination) {
             return refuse(StatusCode::BAD_REQUEST, error.to_string());
         }
-        if state.broker().prefixes().route(destination) != Route::Broker {
+        if hub.broker().prefixes().route(destination) != Route::Broker {
             return refuse(
                 StatusCode::FORBIDDEN,
                 format!(
@@ -101,12 +107,12 @@ pub async fn subscribe(
         }
     }
     let last_id = last_event_id(&headers, &query);
-    open(state, remote, uri, headers, None, destinations, last_id).await
+    open(hub, remote, uri, headers, None, destinations, last_id).await
 }
 
 /// `GET /sse/users/{user}`: every `convert_and_send_to_user` message for `user`.
 pub async fn user_stream(
-    State(state): State<Arc<ServerState>>,
+    State(hub): State<Arc<Hub>>,
     ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
     Path(user): Path<String>,
     uri: Uri,
@@ -116,19 +122,26 @@ pub async fn user_stream(
         return refuse(StatusCode::BAD_REQUEST, "invalid user name");
     }
     open(
-        state,
+        hub,
         remote,
         uri,
         headers,
         Some(user),
-        vec![crate::broker::user_destination::EVERY_USER_DESTINATION.to_owned()],
+        vec![EVERY_USER_DESTINATION.to_owned()],
         None,
     )
     .await
 }
 
+/// The SSE routes, when `sse.enabled`.
+pub fn routes() -> Router<Arc<Hub>> {
+    Router::new()
+        .route("/sse/subscribe", get(subscribe))
+        .route("/sse/users/{user}", get(user_stream))
+}
+
 async fn open(
-    state: Arc<ServerState>,
+    hub: Arc<Hub>,
     remote: std::net::SocketAddr,
     uri: Uri,
     headers: HeaderMap,
@@ -136,10 +149,10 @@ async fn open(
     destinations: Vec<String>,
     last_id: Option<String>,
 ) -> Response {
-    if state.shutdown.is_cancelled() {
+    if hub.is_shutting_down() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    let mut handshake = match super::handshake::run(&state, &uri, &headers, remote, "sse") {
+    let mut handshake = match super::handshake::run(&hub, &uri, &headers, remote, "sse") {
         Ok(handshake) => handshake,
         Err(rejection) => return rejection.into_response(),
     };
@@ -152,9 +165,7 @@ async fn open(
                     format!("{verified:?} may not read the stream of user {user:?}"),
                 );
             }
-            None if state.config.stomp.user_from_login
-                && !state.app.settings.auth.checks_credentials() =>
-            {
+            None if hub.settings.user_from_login && !hub.app.settings.auth.checks_credentials() => {
                 // Names are claims on this server, as with STOMP `login`.
                 handshake.user = Some(user);
                 handshake.user_is_claimed = true;
@@ -164,13 +175,13 @@ async fn open(
                     StatusCode::UNAUTHORIZED,
                     format!(
                         "the stream of user {user:?} needs that user's bearer token (?{}=...)",
-                        state.app.settings.auth.query_parameter()
+                        hub.app.settings.auth.query_parameter()
                     ),
                 );
             }
         }
     }
-    let mut session = state.new_session(handshake);
+    let mut session = hub.sessions.open(handshake);
     let connect = Frame::new(Command::Connect)
         .header("accept-version", "1.2")
         .header("heart-beat", "0,0");
@@ -188,7 +199,7 @@ async fn open(
             Some(Some(from)) => Some(from[index]),
             _ => None,
         };
-        leases.extend(load_shared_history(&state, destination, after).await);
+        leases.extend(load_shared_history(&hub, destination, after).await);
         let mut subscribe = Frame::new(Command::Subscribe)
             .header("id", index.to_string())
             .header("destination", destination.clone());
@@ -196,7 +207,7 @@ async fn open(
             subscribe.headers.push("since", from[index].to_string());
         }
         flow = session.handle(subscribe);
-        let head = state.broker().history_head(destination).unwrap_or(0);
+        let head = hub.broker().history_head(destination).unwrap_or(0);
         positions.push(match &since {
             Some(Some(from)) => from[index],
             _ => head,
@@ -209,7 +220,7 @@ async fn open(
         return refuse(status, reason);
     }
     tracing::info!(session = session.id(), %remote, "sse stream opened");
-    let settings = &state.config.sse;
+    let settings = &hub.settings.sse;
     let mut preamble = BytesMut::new();
     preamble.put_slice(
         format!(
@@ -225,18 +236,34 @@ async fn open(
             put_history_gone(destination, &mut preamble);
         }
     }
-    let stream = SseStream {
-        session,
+    // The driver writes into the response body; a full channel is a client
+    // that does not read, which the driver's slow-consumer rules judge.
+    let (chunks, body) = mpsc::channel::<Bytes>(2);
+    let wire = SseWire {
+        chunks,
         positions,
         event: settings.event.clone(),
-        heartbeat: Duration::from_millis(settings.heartbeat_ms),
-        shutdown: state.shutdown.clone(),
-        preamble: Some(preamble.freeze()),
-        batch: Vec::new(),
-        done: false,
+        keepalive: Duration::from_millis(settings.heartbeat_ms),
+        ended_with_error: false,
     };
-    let body = Body::from_stream(futures_util::stream::unfold(stream, SseStream::next_chunk));
-    let mut response = Response::new(body);
+    let token = hub.lifecycle.tracker.token();
+    tokio::spawn(async move {
+        let end = driver::drive(
+            &mut session,
+            wire,
+            hub.sessions.rules(),
+            &hub.lifecycle.shutdown,
+        )
+        .await;
+        super::log_end(&session, remote, &end);
+        drop(token);
+    });
+    let body = futures_util::stream::once(std::future::ready(preamble.freeze()))
+        .chain(futures_util::stream::unfold(body, |mut body| async move {
+            body.recv().await.map(|chunk| (chunk, body))
+        }))
+        .map(Ok::<_, Infallible>);
+    let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -260,15 +287,16 @@ fn refusal(session: &Session) -> (StatusCode, String) {
     }
 }
 
-struct SseStream {
-    session: Session,
+/// An event stream as a wire: deliveries become `text/event-stream` events,
+/// and nothing is ever read; the client leaving shows as the body going away.
+struct SseWire {
+    chunks: mpsc::Sender<Bytes>,
+    /// Per destination, the last history number sent: the event `id`.
     positions: Vec<u64>,
     event: String,
-    heartbeat: Duration,
-    shutdown: CancellationToken,
-    preamble: Option<Bytes>,
-    batch: Vec<Outgoing>,
-    done: bool,
+    keepalive: Duration,
+    /// A `broker-error` event was written; the close need not write another.
+    ended_with_error: bool,
 }
 
 /// Writes `data:` lines; every line break form (CRLF, LF, CR) starts a new line.
@@ -297,12 +325,12 @@ fn put_data(body: &[u8], out: &mut BytesMut) {
 /// `destination`'s ring up to date from Redis before the replaying subscribe.
 /// Without Redis the ring is all there is, and a gap shows as history-gone.
 async fn load_shared_history(
-    state: &ServerState,
+    hub: &Hub,
     destination: &str,
     after: Option<u64>,
 ) -> Option<crate::cluster::Lease> {
-    let broker = state.broker();
-    let cluster = state.cluster.as_ref()?;
+    let broker = hub.broker();
+    let cluster = hub.cluster.as_ref()?;
     if destination::is_pattern(destination) || !broker.keeps_history(destination) {
         return None;
     }
@@ -329,7 +357,7 @@ fn put_history_gone(destination: &str, out: &mut BytesMut) {
     out.put_u8(b'\n');
 }
 
-impl SseStream {
+impl SseWire {
     fn put_id(&self, out: &mut BytesMut) {
         out.put_slice(b"id: ");
         for (index, position) in self.positions.iter().enumerate() {
@@ -371,65 +399,56 @@ impl SseStream {
                 out.put_slice(b"event: broker-error\n");
                 put_data(frame.get("message").unwrap_or_default().as_bytes(), out);
                 out.put_u8(b'\n');
-                self.done = true;
+                self.ended_with_error = true;
             }
             // CONNECTED and RECEIPT frames have no meaning on an event stream.
             Outgoing::Frame(_) => {}
         }
     }
 
-    async fn next_chunk(mut self) -> Option<(Result<Bytes, std::io::Error>, SseStream)> {
-        if let Some(preamble) = self.preamble.take() {
-            return Some((Ok(preamble), self));
-        }
-        if self.done {
-            return None;
-        }
-        loop {
-            tokio::select! {
-                biased;
-                _ = self.shutdown.cancelled() => {
-                    self.done = true;
-                    return Some((Ok(Bytes::from_static(b"event: broker-error\ndata: server shutting down\n\n")), self));
-                }
-                _ = self.session.outbound().ready() => {
-                    let closed = self.session.outbound().drain_into(&mut self.batch);
-                    let mut out = BytesMut::new();
-                    let batch = std::mem::take(&mut self.batch);
-                    for item in &batch {
-                        self.encode(item, &mut out);
-                    }
-                    self.batch = batch;
-                    self.batch.clear();
-                    match closed {
-                        Some(Closed::Overflow(overflow)) => {
-                            tracing::warn!(session = self.session.id(), "slow SSE consumer disconnected: {overflow}");
-                            let notice = format!("event: broker-error\ndata: slow consumer: {overflow}\n\n");
-                            out.put_slice(notice.as_bytes());
-                            self.done = true;
-                        }
-                        Some(Closed::Requested | Closed::Ended) => self.done = true,
-                        None => {}
-                    }
-                    if !out.is_empty() {
-                        return Some((Ok(out.freeze()), self));
-                    }
-                    if self.done {
-                        return None;
-                    }
-                }
-                _ = tokio::time::sleep(self.heartbeat) => {
-                    return Some((Ok(Bytes::from_static(b": ping\n\n")), self));
-                }
-            }
-        }
+    async fn write(&mut self, chunk: Bytes) -> Result<(), WireError> {
+        self.chunks
+            .send(chunk)
+            .await
+            .map_err(|_| WireError("the client closed the event stream".into()))
     }
 }
 
-impl Drop for SseStream {
-    fn drop(&mut self) {
-        tracing::info!(session = self.session.id(), "sse stream closed");
-        self.session.end("event stream closed");
+impl Wire for SseWire {
+    type Chunk = [u8; 0];
+
+    async fn receive(&mut self) -> Result<Received<[u8; 0]>, WireError> {
+        self.chunks.closed().await;
+        Ok(Received::Closed)
+    }
+
+    async fn send(&mut self, batch: &[Outgoing], _version: Version) -> Result<(), WireError> {
+        let mut out = BytesMut::new();
+        for item in batch {
+            self.encode(item, &mut out);
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.write(out.freeze()).await
+    }
+
+    async fn send_heartbeat(&mut self) -> Result<(), WireError> {
+        self.write(Bytes::from_static(b": ping\n\n")).await
+    }
+
+    async fn close(&mut self, reason: Option<CloseReason>) {
+        if let Some(CloseReason { code, reason }) = reason
+            && code != CloseReason::NORMAL
+            && !self.ended_with_error
+        {
+            let notice = format!("event: broker-error\ndata: {reason}\n\n");
+            let _ = self.write(Bytes::from(notice)).await;
+        }
+    }
+
+    fn keepalive(&self) -> Option<Duration> {
+        Some(self.keepalive)
     }
 }
 

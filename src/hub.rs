@@ -1,0 +1,70 @@
+//! What transports and HTTP handlers share, in parts a handler can take on its
+//! own with axum's `FromRef` (`State<MessagingTemplate>`)
+//! instead of the whole hub. Built once by the server from the configuration.
+
+use crate::app::AppRuntime;
+use crate::app::template::MessagingTemplate;
+use crate::broker::Broker;
+use crate::cluster::Cluster;
+use crate::config::{SseConfig, WebSocketConfig};
+use crate::security::connections::Admission;
+use crate::security::origin::OriginPolicy;
+use crate::session::Sessions;
+use axum::extract::FromRef;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug)]
+pub struct Hub {
+    /// Handlers, the template, events, interceptors, users and the session directory.
+    pub app: Arc<AppRuntime>,
+    /// Opens sessions and holds the rules every connection runs with.
+    pub sessions: Sessions,
+    pub lifecycle: Lifecycle,
+    /// Caps on TCP connections; its counts feed `/api/stats`.
+    pub admission: Arc<Admission>,
+    pub origins: OriginPolicy,
+    /// The backplane to other nodes, with `[cluster]`.
+    pub cluster: Option<Arc<Cluster>>,
+    pub settings: TransportSettings,
+}
+
+/// Stopping: the shutdown signal, the tasks a graceful stop waits for, and
+/// how many STOMP connections are open.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+    pub connections: AtomicUsize,
+}
+
+/// The configuration sections the transports read.
+#[derive(Debug, Clone)]
+pub struct TransportSettings {
+    /// The STOMP endpoint path (`stomp.endpoint`).
+    pub endpoint: String,
+    pub websocket: WebSocketConfig,
+    pub sse: SseConfig,
+    /// `api.token`; empty leaves the HTTP API open.
+    pub api_token: String,
+    /// `stomp.user_from_login`: names are claims, not verified identities.
+    pub user_from_login: bool,
+}
+
+impl Hub {
+    pub fn broker(&self) -> &Broker {
+        &self.app.broker
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.lifecycle.shutdown.is_cancelled()
+    }
+}
+
+impl FromRef<Arc<Hub>> for MessagingTemplate {
+    fn from_ref(hub: &Arc<Hub>) -> Self {
+        hub.app.template.clone()
+    }
+}

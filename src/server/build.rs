@@ -1,0 +1,237 @@
+//! The one step from configuration to running parts: every rule, pattern,
+//! key and certificate named in `broker.toml` is built here, once, for
+//! `serve`, `check-config` and `Server::bind` alike; a bad entry is an error
+//! naming its key.
+
+use crate::app::{AppBuilder, AppSettings};
+use crate::broker::Broker;
+use crate::broker::destination::Prefixes;
+use crate::broker::history::{History, HistoryRule};
+use crate::broker::remote::Remote;
+use crate::broker::user_destination;
+use crate::cluster::Cluster;
+use crate::config::{Config, ConfigError};
+use crate::hub::{Hub, Lifecycle, TransportSettings};
+use crate::security::connections::{Admission, ConnectionLimits};
+use crate::security::origin::OriginPolicy;
+use crate::security::{AccessRules, Authenticator};
+use crate::session::driver::ConnectionRules;
+use crate::session::{SessionConfig, Sessions};
+use crate::transport::listener::ListenerSettings;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_rustls::TlsAcceptor;
+
+/// What a configuration builds into.
+pub(crate) struct Built {
+    pub hub: Arc<Hub>,
+    pub tls: Option<TlsAcceptor>,
+    pub listener: ListenerSettings,
+}
+
+/// Builds the hub and everything it holds from `config` and the handlers of `app`.
+pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigError> {
+    // Configuration that cannot be checked key by key: the scalar checks of
+    // `Config::parse` do not run on a `Config` built in code.
+    config.validate()?;
+    check_reserved_prefixes(config)?;
+    // Handlers registered in code come first and win over config routes and the demo.
+    let mut app = app;
+    crate::app::config_routes::register(&config.routes, &config.stomp.broker_prefixes, &mut app)?;
+    if config.demo.enabled {
+        crate::demo::register(&mut app);
+    }
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(crate::transport::tls::acceptor)
+        .transpose()
+        .map_err(ConfigError::File)?;
+    let cluster = Cluster::new(&config.cluster);
+    let remote = cluster.clone().map(|cluster| cluster as Arc<dyn Remote>);
+    let broker = Broker::with_parts(
+        Prefixes::new(
+            config.stomp.app_prefixes.clone(),
+            config.stomp.broker_prefixes.clone(),
+        ),
+        app.publish_hooks(),
+        History::new(history_rules(config)?),
+        remote,
+    );
+    let limits = &config.limits;
+    let settings = AppSettings {
+        user_from_login: config.stomp.user_from_login,
+        max_pending_app_messages: limits.max_pending_app_messages,
+        auth: Arc::new(Authenticator::new(&config.auth)?),
+        access: Arc::new(AccessRules::new(&config.acl)?),
+    };
+    let app = Arc::new(app.build(broker, cluster.clone(), settings));
+    let sessions = Sessions::new(
+        app.clone(),
+        SessionConfig {
+            heartbeat: (config.stomp.heartbeat[0], config.stomp.heartbeat[1]),
+            max_subscriptions: limits.max_subscriptions,
+            max_transactions: limits.max_transactions,
+            max_transaction_bytes: limits.max_transaction_bytes,
+            max_frames_per_second: limits.max_frames_per_second,
+            frame_burst: limits.frame_burst,
+        },
+        ConnectionRules {
+            connect_timeout: Duration::from_millis(limits.connect_timeout_ms),
+            send_time_limit: config.send_time_limit(),
+            codec: config.codec_limits(),
+        },
+        limits.outbound_queue_bytes,
+        limits.max_queued_bytes_total,
+    );
+    let hub = Hub {
+        app,
+        sessions,
+        lifecycle: Lifecycle::default(),
+        admission: Admission::new(ConnectionLimits {
+            max_total: limits.max_connections,
+            max_per_ip: limits.max_connections_per_ip,
+            max_pending: limits.max_pending_handshakes,
+        }),
+        origins: OriginPolicy::new(&config.server.allowed_origins)?,
+        cluster,
+        settings: TransportSettings {
+            endpoint: config.stomp.endpoint.clone(),
+            websocket: config.websocket.clone(),
+            sse: config.sse.clone(),
+            api_token: config.api.token.clone(),
+            user_from_login: config.stomp.user_from_login,
+        },
+    };
+    Ok(Built {
+        hub: Arc::new(hub),
+        tls,
+        listener: listener_settings(config),
+    })
+}
+
+fn check_reserved_prefixes(config: &Config) -> Result<(), ConfigError> {
+    let stomp = &config.stomp;
+    for (key, prefixes) in [
+        ("stomp.app_prefixes", &stomp.app_prefixes),
+        ("stomp.broker_prefixes", &stomp.broker_prefixes),
+    ] {
+        if prefixes
+            .iter()
+            .any(|prefix| user_destination::is_reserved_prefix(prefix))
+        {
+            return Err(ConfigError::invalid(
+                key,
+                format!(
+                    "{} is reserved for user destinations",
+                    user_destination::USER_PREFIX
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// History rules: the configured ones first, then the demo price feed's.
+fn history_rules(config: &Config) -> Result<Vec<HistoryRule>, ConfigError> {
+    let mut rules = Vec::with_capacity(config.history.len() + 1);
+    for rule in &config.history {
+        let max_age = (rule.max_age_ms > 0).then(|| Duration::from_millis(rule.max_age_ms));
+        rules.push(
+            HistoryRule::new(&rule.destination, rule.max_messages, max_age)
+                .map_err(|error| ConfigError::invalid("history.destination", error.to_string()))?,
+        );
+    }
+    if config.demo.enabled && config.demo.price_feed_ms > 0 {
+        rules.push(
+            HistoryRule::new(crate::demo::PRICE_TOPIC, 100, None)
+                .map_err(|error| ConfigError::invalid("demo", error.to_string()))?,
+        );
+    }
+    Ok(rules)
+}
+
+fn listener_settings(config: &Config) -> ListenerSettings {
+    let server = &config.server;
+    ListenerSettings {
+        write_stall_limit: config.send_time_limit(),
+        handshake_timeout: Duration::from_millis(config.limits.handshake_timeout_ms),
+        keepalive_idle: Duration::from_millis(server.tcp_keepalive_idle_ms),
+        keepalive_interval: Duration::from_millis(server.tcp_keepalive_interval_ms),
+        keepalive_retries: server.tcp_keepalive_retries,
+    }
+}
+
+/// Builds everything `config` describes, as the server will at start, without
+/// listening: `check-config` finds what `serve` would refuse.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    build(config, AppBuilder::new()).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn built(toml: &str) -> Result<Built, ConfigError> {
+        build(&Config::parse(toml)?, AppBuilder::new())
+    }
+
+    #[test]
+    fn the_default_configuration_builds() {
+        assert!(built("").is_ok());
+    }
+
+    #[test]
+    fn a_bad_history_rule_is_an_error_not_history_turned_off() {
+        let error = built("[[history]]\ndestination = \"/topic/**/x/**\"\n")
+            .err()
+            .expect("refused");
+        assert!(
+            error.to_string().starts_with("history.destination"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn structural_entries_name_their_key() {
+        let cases = [
+            (
+                "[server]\nallowed_origins = [\"ftp:/x\"]\n",
+                "server.allowed_origins",
+            ),
+            (
+                "[stomp]\nbroker_prefixes = [\"/user\"]\n",
+                "stomp.broker_prefixes",
+            ),
+            ("[[acl]]\ndestination = \"/topic/{x\"\n", "acl.destination"),
+            (
+                "[[acl]]\ndestination = \"/topic/x\"\nsubscribe = [\"nobody:x\"]\n",
+                "acl.subscribe",
+            ),
+            (
+                "[[auth.user]]\nname = \"a\"\npassword_hash = \"plain\"\n",
+                "auth.user.password_hash",
+            ),
+            (
+                "[[route]]\nfrom = \"/v1/x\"\nto = \"/queue/x\"\n",
+                "route.to",
+            ),
+        ];
+        for (toml, key) in cases {
+            let error = built(toml).err().expect(toml);
+            assert!(error.to_string().starts_with(key), "{toml}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_config_built_in_code_is_checked_too() {
+        let mut config = Config::default();
+        config.limits.max_subscriptions = 0;
+        let error = build(&config, AppBuilder::new()).err().expect("refused");
+        assert!(
+            error.to_string().starts_with("limits.max_subscriptions"),
+            "{error}"
+        );
+    }
+}

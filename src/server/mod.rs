@@ -1,0 +1,239 @@
+//! Wiring: builds the runtime parts from the configuration (`build`), the HTTP
+//! router (WebSocket endpoint, SSE, API, static files), listens, and shuts
+//! down gracefully (stop accepting, flush and close sessions, bounded wait).
+
+mod build;
+
+pub use build::check;
+
+/// The hub a configuration builds, without listening (for `crate::testing`).
+pub(crate) fn build_hub(config: &Config, app: AppBuilder) -> Result<Arc<Hub>, ConfigError> {
+    build::build(config, app).map(|built| built.hub)
+}
+
+use crate::app::AppBuilder;
+use crate::app::template::MessagingTemplate;
+use crate::config::{Config, ConfigError};
+use crate::hub::Hub;
+use crate::security::origin::OriginPolicy;
+use crate::transport::listener::{GuardedListener, ListenerSettings, RemoteAddr};
+use crate::transport::{http_api, sse, websocket};
+use axum::Router;
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::ServeDir;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+    /// The configuration names something that cannot be used: a bad entry, a
+    /// key or certificate file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+fn router(hub: Arc<Hub>, config: &Config) -> Router {
+    let web_root = config.server.web_root.clone();
+    if !web_root.is_dir() {
+        tracing::warn!(web_root = %web_root.display(), "web root is not a directory; only the WebSocket endpoint is served");
+    }
+    // Browsers may read the API and SSE streams from the origins the WebSocket admits.
+    let mut cross_origin = http_api::routes();
+    if config.sse.enabled {
+        cross_origin = cross_origin.merge(sse::routes());
+    }
+    let mut router = Router::new()
+        .route(&config.stomp.endpoint, get(websocket::upgrade))
+        .merge(cross_origin.layer(cors(hub.origins.clone())));
+    if config.demo.enabled {
+        router = router.merge(crate::demo::http_routes());
+    }
+    router
+        .fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true))
+        .with_state(hub)
+}
+
+/// CORS answers for the origins `server.allowed_origins` admits.
+fn cors(origins: OriginPolicy) -> CorsLayer {
+    let allow = AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
+        let host = request.headers.get("host").and_then(|v| v.to_str().ok());
+        origin
+            .to_str()
+            .is_ok_and(|origin| origins.allows(origin, host))
+    });
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("last-event-id"),
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    config: Config,
+    tls: Option<TlsAcceptor>,
+    listener_settings: ListenerSettings,
+}
+
+/// Triggers shutdown from anywhere (tests, signal handlers).
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle(CancellationToken);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.0.cancel();
+    }
+}
+
+impl Server {
+    /// A server with no application handlers: the broker alone.
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        Server::bind_with(config, AppBuilder::new()).await
+    }
+
+    /// A server running the handlers, listeners and interceptors of `app`.
+    pub async fn bind_with(config: Config, app: AppBuilder) -> Result<Server, ServerError> {
+        let addr = config.server.bind;
+        let built = build::build(&config, app)?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        Ok(Server {
+            listener,
+            hub: built.hub,
+            config,
+            tls: built.tls,
+            listener_settings: built.listener,
+        })
+    }
+
+    /// Publishes from anywhere, like Spring's `SimpMessagingTemplate`.
+    pub fn template(&self) -> MessagingTemplate {
+        self.hub.app.template.clone()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.config.server.bind)
+    }
+
+    /// The configuration the server was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The number of open STOMP connections (for tests and embedding code).
+    pub fn connection_count(&self) -> usize {
+        self.hub
+            .lifecycle
+            .connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.hub.lifecycle.shutdown.clone())
+    }
+
+    /// Serves until the shutdown handle fires, then closes every session within
+    /// `server.shutdown_timeout_ms`.
+    pub async fn run(self) -> Result<(), ServerError> {
+        let Server {
+            listener,
+            hub,
+            config,
+            tls,
+            listener_settings,
+        } = self;
+        let shutdown = hub.lifecycle.shutdown.clone();
+        let demo = &config.demo;
+        if demo.enabled && demo.price_feed_ms > 0 {
+            let every = Duration::from_millis(demo.price_feed_ms);
+            tokio::spawn(crate::demo::run_price_feed(
+                hub.app.template.clone(),
+                every,
+                shutdown.clone(),
+            ));
+        }
+        if let Some(cluster) = &hub.cluster {
+            // Weak: the hub owns the cluster handle.
+            let weak = Arc::downgrade(&hub);
+            cluster.set_snapshot(Box::new(move || {
+                weak.upgrade()
+                    .map(|hub| crate::transport::cluster_api::node_snapshot(&hub))
+                    .unwrap_or_default()
+            }));
+            cluster.start(
+                crate::cluster::Local {
+                    broker: hub.broker().clone(),
+                    users: Arc::new(hub.app.template.clone()),
+                },
+                shutdown.clone(),
+            );
+        }
+        let app = router(hub.clone(), &config).into_make_service_with_connect_info::<RemoteAddr>();
+        let listener =
+            GuardedListener::new(listener, listener_settings, hub.admission.clone(), tls);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .map_err(ServerError::Serve)?;
+        let tracker = &hub.lifecycle.tracker;
+        tracker.close();
+        let grace = Duration::from_millis(config.server.shutdown_timeout_ms);
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                open = tracker.len(),
+                "sessions still open after shutdown_timeout_ms; exiting anyway"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await
+                }
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

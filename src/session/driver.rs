@@ -1,0 +1,370 @@
+//! Runs one STOMP connection over any [`Wire`]: decoding, the off-thread
+//! password check, `/app` backpressure, the CONNECT and heart-beat deadlines,
+//! batched writes raced against the slow-consumer rules, and ERROR then close.
+//! Every timing and policy rule of a connection lives here, once; a transport
+//! only moves bytes and says how to close.
+
+use super::{Flow, Session, SessionError, error_frame};
+use crate::broker::outbound::{Closed, Outgoing};
+use crate::stomp::{Decoded, Decoder, Limits, Version};
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+
+/// The timing rules every connection of a server runs with.
+#[derive(Debug, Clone)]
+pub struct ConnectionRules {
+    /// From the transport's connection to the CONNECT frame.
+    pub connect_timeout: Duration,
+    /// One write (a batch, a heart-beat) may take this long before the client
+    /// counts as a slow consumer.
+    pub send_time_limit: Duration,
+    pub codec: Limits,
+}
+
+/// A transport failed to read or write.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct WireError(pub String);
+
+impl WireError {
+    pub fn new(error: impl std::fmt::Display) -> Self {
+        WireError(error.to_string())
+    }
+}
+
+/// What a transport read.
+#[derive(Debug)]
+pub enum Received<C> {
+    /// Bytes of the STOMP stream, cut anywhere.
+    Data(C),
+    /// A transport-level message without STOMP content (a WebSocket ping);
+    /// it still shows that the client is alive.
+    Control,
+    /// The client closed the connection.
+    Closed,
+}
+
+/// How the connection ends, as a transport can express it: WebSocket close
+/// codes (RFC 6455, 7.4.1), which other transports translate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl CloseReason {
+    pub const NORMAL: u16 = 1000;
+    pub const AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+}
+
+/// One connection's transport: bytes in, batches of outbound items out, and a close.
+pub trait Wire: Send {
+    type Chunk: AsRef<[u8]> + Send;
+
+    /// The next thing the client sent.
+    fn receive(&mut self) -> impl Future<Output = Result<Received<Self::Chunk>, WireError>> + Send;
+
+    /// Writes `batch` (encoded in `version`) and flushes once.
+    fn send(
+        &mut self,
+        batch: &[Outgoing],
+        version: Version,
+    ) -> impl Future<Output = Result<(), WireError>> + Send;
+
+    /// Writes a STOMP heart-beat, or the transport's keep-alive.
+    fn send_heartbeat(&mut self) -> impl Future<Output = Result<(), WireError>> + Send;
+
+    /// Ends the connection, saying why when `reason` is given.
+    fn close(&mut self, reason: Option<CloseReason>) -> impl Future<Output = ()> + Send;
+
+    /// A transport that needs traffic even when STOMP heart-beats are off
+    /// (proxies close silent HTTP responses) writes a heart-beat after this long.
+    fn keepalive(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// Why a connection ended; decides the close code and the log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The session asked to close (DISCONNECT or a protocol error, already answered).
+    Session,
+    ClientClosed,
+    ReadFailed(String),
+    WriteFailed(String),
+    SlowConsumer(String),
+    Timeout,
+    Shutdown,
+}
+
+impl End {
+    /// What the client is told as the connection closes; `None` when it is gone.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        let (code, reason) = match self {
+            End::Session => (CloseReason::NORMAL, "session ended"),
+            End::Timeout => (CloseReason::POLICY, "heart-beat or connect timeout"),
+            End::SlowConsumer(_) => (CloseReason::POLICY, "slow consumer"),
+            End::Shutdown => (CloseReason::AWAY, "server shutting down"),
+            End::ClientClosed | End::ReadFailed(_) | End::WriteFailed(_) => return None,
+        };
+        Some(CloseReason { code, reason })
+    }
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Session => f.write_str("session ended (DISCONNECT or protocol error)"),
+            End::ClientClosed => f.write_str("client closed the connection"),
+            End::ReadFailed(why) => write!(f, "read failed: {why}"),
+            End::WriteFailed(why) => write!(f, "write failed: {why}"),
+            End::SlowConsumer(why) => write!(f, "slow consumer: {why}"),
+            End::Timeout => f.write_str("heart-beat or connect timeout"),
+            End::Shutdown => f.write_str("server shutting down"),
+        }
+    }
+}
+
+/// Serves `session` over `wire` until either side ends it, then closes the
+/// wire and releases the session. Returns why it ended.
+pub async fn drive<W: Wire>(
+    session: &mut Session,
+    wire: W,
+    rules: &ConnectionRules,
+    shutdown: &CancellationToken,
+) -> End {
+    let mut writer = Writer {
+        wire,
+        batch: Vec::new(),
+        send_time_limit: rules.send_time_limit,
+        last_write: Instant::now(),
+    };
+    let end = serve(session, &mut writer, rules, shutdown).await;
+    writer.finish(session, &end).await;
+    session.end(&end.to_string());
+    end
+}
+
+struct Writer<W> {
+    wire: W,
+    batch: Vec<Outgoing>,
+    send_time_limit: Duration,
+    last_write: Instant,
+}
+
+impl<W: Wire> Writer<W> {
+    /// Writes everything queued and flushes once. Errors on a dead or too slow client.
+    async fn write_queued(&mut self, session: &Session) -> Result<Option<Closed>, End> {
+        let closed = session.outbound().drain_into(&mut self.batch);
+        if let Some(Closed::Overflow(overflow)) = closed {
+            self.batch.clear();
+            return Err(End::SlowConsumer(overflow.to_string()));
+        }
+        if self.batch.is_empty() {
+            return Ok(closed);
+        }
+        let version = session.version().unwrap_or(Version::V1_2);
+        // The write borrows the batch; it ends before the batch is reused.
+        let (result, woken) = {
+            let write = self.wire.send(&self.batch, version);
+            // Race the write against its time limit and against the queue
+            // overflowing meanwhile: a stalled socket must not keep a slow
+            // consumer alive for the whole send_time_limit.
+            let outbound = session.outbound();
+            let deadline = tokio::time::sleep(self.send_time_limit);
+            tokio::pin!(write, deadline);
+            let mut woken = false;
+            let result = loop {
+                tokio::select! {
+                    result = &mut write => break result,
+                    _ = &mut deadline => {
+                        return Err(End::SlowConsumer(format!(
+                            "a write took longer than send_time_limit_ms = {}",
+                            self.send_time_limit.as_millis()
+                        )));
+                    }
+                    _ = outbound.ready() => {
+                        if let Some(overflow) = outbound.overflow() {
+                            return Err(End::SlowConsumer(format!(
+                                "{overflow} while a write was stalled"
+                            )));
+                        }
+                        // New items, not overflow: later pushes see a non-empty
+                        // queue and stay quiet, except the one that overflows.
+                        woken = true;
+                    }
+                }
+            };
+            (result, woken)
+        };
+        if woken {
+            // The wake-up was for new items; hand it back to the main loop.
+            session.outbound().wake();
+        }
+        self.batch.clear();
+        match result {
+            Ok(()) => {
+                self.last_write = Instant::now();
+                Ok(closed)
+            }
+            Err(error) => Err(End::WriteFailed(error.0)),
+        }
+    }
+
+    async fn heart_beat(&mut self) -> Result<(), End> {
+        match timeout(self.send_time_limit, self.wire.send_heartbeat()).await {
+            Ok(Ok(())) => {
+                self.last_write = Instant::now();
+                Ok(())
+            }
+            Ok(Err(error)) => Err(End::WriteFailed(error.0)),
+            Err(_) => Err(End::SlowConsumer("heart-beat write timed out".into())),
+        }
+    }
+
+    /// Best effort: what is queued, then the close, within send_time_limit.
+    /// The queue's memory is already released, so waiting costs only a socket.
+    async fn finish(&mut self, session: &Session, end: &End) {
+        let _ = timeout(self.send_time_limit, async {
+            match end {
+                End::Session | End::Timeout | End::Shutdown => {
+                    let _ = self.write_queued(session).await;
+                }
+                // The queue is closed and was dropped: tell the client directly.
+                End::SlowConsumer(why) => {
+                    let frame = error_frame(&SessionError::SlowConsumer(why.clone()), None, None);
+                    let version = session.version().unwrap_or(Version::V1_2);
+                    let _ = self.wire.send(&[Outgoing::Frame(frame)], version).await;
+                }
+                End::ClientClosed | End::ReadFailed(_) | End::WriteFailed(_) => {}
+            }
+            self.wire.close(end.close_reason()).await;
+        })
+        .await;
+    }
+}
+
+/// Feeds bytes to the decoder and the session. Stops decoding while the
+/// session's handlers are behind, so a fast sender is slowed, not cut off.
+async fn receive(
+    decoder: &mut Decoder,
+    session: &mut Session,
+    data: &[u8],
+    shutdown: &CancellationToken,
+) -> Result<Flow, End> {
+    decoder.feed(data);
+    loop {
+        match decoder.decode() {
+            Ok(Some(Decoded::Frame(frame))) => {
+                if session.checks_credentials_of(&frame) {
+                    // A password check takes tens of milliseconds: off the async workers.
+                    let auth = session.authenticator().clone();
+                    let verdict = tokio::select! {
+                        verdict = auth.connect_async(&frame.headers) => verdict,
+                        _ = shutdown.cancelled() => return Err(End::Shutdown),
+                    };
+                    session.set_credentials(verdict);
+                }
+                let flow = session.handle(frame);
+                if let Some(version) = session.version() {
+                    decoder.set_version(version);
+                }
+                if flow == Flow::Close {
+                    return Ok(Flow::Close);
+                }
+                if session.is_waiting_for_app() {
+                    tokio::select! {
+                        _ = session.wait_for_app() => {}
+                        _ = shutdown.cancelled() => return Err(End::Shutdown),
+                    }
+                }
+            }
+            Ok(Some(Decoded::HeartBeat)) => {}
+            Ok(None) => return Ok(Flow::Continue),
+            Err(error) => return Ok(session.fail(&SessionError::Decode(error))),
+        }
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+async fn serve<W: Wire>(
+    session: &mut Session,
+    writer: &mut Writer<W>,
+    rules: &ConnectionRules,
+    shutdown: &CancellationToken,
+) -> End {
+    let mut decoder = Decoder::new(rules.codec);
+    let connect_deadline = Instant::now() + rules.connect_timeout;
+    let keepalive = writer.wire.keepalive();
+    let mut last_read = Instant::now();
+    loop {
+        let heartbeat = session.heartbeat();
+        let read_deadline = match session.version() {
+            None => Some(connect_deadline),
+            Some(_) => heartbeat.read_timeout().map(|limit| last_read + limit),
+        };
+        let send_deadline =
+            earliest(heartbeat.send_every, keepalive).map(|every| writer.last_write + every);
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return End::Shutdown,
+            _ = session.outbound().ready() => {
+                match writer.write_queued(session).await {
+                    Err(end) => return end,
+                    Ok(Some(Closed::Requested | Closed::Ended)) => return End::Session,
+                    Ok(_) => {}
+                }
+            }
+            received = writer.wire.receive() => {
+                last_read = Instant::now();
+                let flow = match received {
+                    Ok(Received::Data(data)) => {
+                        match receive(&mut decoder, session, data.as_ref(), shutdown).await {
+                            Ok(flow) => flow,
+                            Err(end) => return end,
+                        }
+                    }
+                    Ok(Received::Control) => Flow::Continue,
+                    Ok(Received::Closed) => return End::ClientClosed,
+                    Err(error) => return End::ReadFailed(error.0),
+                };
+                if flow == Flow::Close {
+                    return End::Session;
+                }
+            }
+            _ = sleep_until_some(read_deadline) => {
+                let error = match session.version() {
+                    None => SessionError::ConnectTimeout(rules.connect_timeout.as_millis()),
+                    Some(_) => SessionError::HeartBeatTimeout(heartbeat.read_timeout().unwrap_or_default().as_millis()),
+                };
+                session.fail(&error);
+                return End::Timeout;
+            }
+            _ = sleep_until_some(send_deadline) => {
+                if let Err(end) = writer.heart_beat().await {
+                    return end;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;
