@@ -17,6 +17,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
     serve: ServeArgs,
 }
 
@@ -25,23 +27,29 @@ enum Command {
     /// Run the broker (the default).
     Serve(ServeArgs),
     /// Validate the configuration and print the effective settings (secrets masked).
-    CheckConfig(ConfigArgs),
+    CheckConfig,
     /// Read a password from standard input and print its argon2id hash for
     /// `[[auth.user]] password_hash` (not an argument: arguments show in `ps`).
     HashPassword,
 }
 
-#[derive(Args, Clone)]
+#[derive(Args)]
 struct ConfigArgs {
     /// Configuration file; built-in defaults are used when the default path does not exist.
-    #[arg(long, short, env = "STOMPHUB_CONFIG", default_value = "broker.toml")]
+    // Global, so that it is read wherever it stands: a copy per subcommand left
+    // `stomphub --config x check-config` checking the defaults.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "STOMPHUB_CONFIG",
+        default_value = "broker.toml"
+    )]
     config: PathBuf,
 }
 
-#[derive(Args, Clone)]
+#[derive(Args)]
 struct ServeArgs {
-    #[command(flatten)]
-    config: ConfigArgs,
     /// Address to listen on, overriding `server.bind`.
     #[arg(long, short, env = "STOMPHUB_BIND")]
     bind: Option<SocketAddr>,
@@ -67,26 +75,30 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig(args)) => match load(&args).and_then(|config| {
-            config.check_files()?;
-            Ok(config)
-        }) {
-            Ok(config) => {
-                println!(
-                    "# {} is valid; effective configuration:",
-                    args.config.display()
-                );
-                print!("{}", config.redacted().to_toml());
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::from(2)
-            }
-        },
+        Some(Command::CheckConfig) => check_config(&cli.config),
         Some(Command::HashPassword) => hash_password(),
-        Some(Command::Serve(args)) => serve(args),
-        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(&cli.config, args),
+        None => serve(&cli.config, cli.serve),
+    }
+}
+
+fn check_config(args: &ConfigArgs) -> ExitCode {
+    match load(args).and_then(|config| {
+        config.check_files()?;
+        Ok(config)
+    }) {
+        Ok(config) => {
+            println!(
+                "# {} is valid; effective configuration:",
+                args.config.display()
+            );
+            print!("{}", config.redacted().to_toml());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -113,8 +125,8 @@ fn hash_password() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let mut config = match load(&args.config) {
+fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
+    let mut config = match load(config_args) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");
