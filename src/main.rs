@@ -28,8 +28,9 @@ enum Command {
     Serve(ServeArgs),
     /// Validate the configuration and print the effective settings (secrets masked).
     CheckConfig,
-    /// Read a password from standard input and print its argon2id hash for
-    /// `[[auth.user]] password_hash` (not an argument: arguments show in `ps`).
+    /// Ask for a password (twice, without echo, on a terminal; one line from a
+    /// pipe) and print its argon2id hash for `[[auth.user]] password_hash`
+    /// (not an argument: arguments show in `ps`).
     HashPassword,
 }
 
@@ -102,18 +103,26 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
     }
 }
 
+/// Why `hash-password` got no password to hash.
+#[derive(Debug, thiserror::Error)]
+enum PasswordInputError {
+    #[error("cannot read the password: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("empty password")]
+    Empty,
+    #[error("the two passwords differ")]
+    Mismatch,
+}
+
 fn hash_password() -> ExitCode {
-    let mut line = String::new();
-    if let Err(error) = std::io::stdin().read_line(&mut line) {
-        eprintln!("error: cannot read the password: {error}");
-        return ExitCode::from(2);
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        eprintln!("error: empty password; type it on standard input");
-        return ExitCode::from(2);
-    }
-    match stomphub::security::password::hash(password) {
+    let password = match read_password() {
+        Ok(password) => password,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match stomphub::security::password::hash(&password) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS
@@ -123,6 +132,35 @@ fn hash_password() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A person at a terminal types the password unseen, and twice, since a typo
+/// they cannot see would end up in the hash; a script pipes one line.
+fn read_password() -> Result<String, PasswordInputError> {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    let password = if stdin.is_terminal() {
+        // stderr, so that stdout carries only the hash, ready for `>` or `$(...)`.
+        let ask = |prompt: &str| {
+            let config = rpassword::ConfigBuilder::new()
+                .output_writer(std::io::stderr())
+                .build();
+            rpassword::prompt_password_with_config(prompt, config)
+        };
+        let password = ask("Password: ")?;
+        if !password.is_empty() && ask("Repeat the password: ")? != password {
+            return Err(PasswordInputError::Mismatch);
+        }
+        password
+    } else {
+        let mut line = String::new();
+        stdin.read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        return Err(PasswordInputError::Empty);
+    }
+    Ok(password)
 }
 
 fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
