@@ -23,13 +23,17 @@ pub async fn ready(State(state): State<Arc<ServerState>>) -> Response {
     if state.shutdown.is_cancelled() {
         reasons.push("shutting down".to_owned());
     }
-    let cluster = state.broker().cluster().map(|cluster| cluster.status());
-    if let Some(cluster) = &cluster
-        && cluster["state"] != "up"
+    let cluster = state.broker().cluster();
+    let backplane = cluster.map(|cluster| cluster.status());
+    if let Some(cluster) = cluster
+        && !cluster.is_up()
     {
+        let error = backplane
+            .as_ref()
+            .and_then(|backplane| backplane["last_error"].as_str());
         reasons.push(format!(
             "cluster backplane down: {}",
-            cluster["last_error"].as_str().unwrap_or("unknown")
+            error.unwrap_or("unknown")
         ));
     }
     let status = if reasons.is_empty() {
@@ -40,7 +44,7 @@ pub async fn ready(State(state): State<Arc<ServerState>>) -> Response {
     let body = serde_json::json!({
         "ready": reasons.is_empty(),
         "reasons": reasons,
-        "cluster": cluster,
+        "cluster": backplane,
     });
     (status, Json(body)).into_response()
 }
