@@ -17,6 +17,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
     serve: ServeArgs,
 }
 
@@ -25,23 +27,30 @@ enum Command {
     /// Run the broker (the default).
     Serve(ServeArgs),
     /// Validate the configuration and print the effective settings (secrets masked).
-    CheckConfig(ConfigArgs),
-    /// Read a password from standard input and print its argon2id hash for
-    /// `[[auth.user]] password_hash` (not an argument: arguments show in `ps`).
+    CheckConfig,
+    /// Ask for a password (twice, without echo, on a terminal; one line from a
+    /// pipe) and print its argon2id hash for `[[auth.user]] password_hash`
+    /// (not an argument: arguments show in `ps`).
     HashPassword,
 }
 
-#[derive(Args, Clone)]
+#[derive(Args)]
 struct ConfigArgs {
     /// Configuration file; built-in defaults are used when the default path does not exist.
-    #[arg(long, short, env = "STOMPHUB_CONFIG", default_value = "broker.toml")]
+    // Global, so that it is read wherever it stands: a copy per subcommand left
+    // `stomphub --config x check-config` checking the defaults.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "STOMPHUB_CONFIG",
+        default_value = "broker.toml"
+    )]
     config: PathBuf,
 }
 
-#[derive(Args, Clone)]
+#[derive(Args)]
 struct ServeArgs {
-    #[command(flatten)]
-    config: ConfigArgs,
     /// Address to listen on, overriding `server.bind`.
     #[arg(long, short, env = "STOMPHUB_BIND")]
     bind: Option<SocketAddr>,
@@ -67,41 +76,53 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig(args)) => match load(&args).and_then(|config| {
-            stomphub::server::check(&config)?;
-            Ok(config)
-        }) {
-            Ok(config) => {
-                println!(
-                    "# {} is valid; effective configuration:",
-                    args.config.display()
-                );
-                print!("{}", config.redacted().to_toml());
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::from(2)
-            }
-        },
+        Some(Command::CheckConfig) => check_config(&cli.config),
         Some(Command::HashPassword) => hash_password(),
-        Some(Command::Serve(args)) => serve(args),
-        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(&cli.config, args),
+        None => serve(&cli.config, cli.serve),
     }
 }
 
+fn check_config(args: &ConfigArgs) -> ExitCode {
+    match load(args).and_then(|config| {
+        stomphub::server::check(&config)?;
+        Ok(config)
+    }) {
+        Ok(config) => {
+            println!(
+                "# {} is valid; effective configuration:",
+                args.config.display()
+            );
+            print!("{}", config.redacted().to_toml());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Why `hash-password` got no password to hash.
+#[derive(Debug, thiserror::Error)]
+enum PasswordInputError {
+    #[error("cannot read the password: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("empty password")]
+    Empty,
+    #[error("the two passwords differ")]
+    Mismatch,
+}
+
 fn hash_password() -> ExitCode {
-    let mut line = String::new();
-    if let Err(error) = std::io::stdin().read_line(&mut line) {
-        eprintln!("error: cannot read the password: {error}");
-        return ExitCode::from(2);
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        eprintln!("error: empty password; type it on standard input");
-        return ExitCode::from(2);
-    }
-    match stomphub::security::password::hash(password) {
+    let password = match read_password() {
+        Ok(password) => password,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match stomphub::security::password::hash(&password) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS
@@ -113,8 +134,37 @@ fn hash_password() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let mut config = match load(&args.config) {
+/// A person at a terminal types the password unseen, and twice, since a typo
+/// they cannot see would end up in the hash; a script pipes one line.
+fn read_password() -> Result<String, PasswordInputError> {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    let password = if stdin.is_terminal() {
+        // stderr, so that stdout carries only the hash, ready for `>` or `$(...)`.
+        let ask = |prompt: &str| {
+            let config = rpassword::ConfigBuilder::new()
+                .output_writer(std::io::stderr())
+                .build();
+            rpassword::prompt_password_with_config(prompt, config)
+        };
+        let password = ask("Password: ")?;
+        if !password.is_empty() && ask("Repeat the password: ")? != password {
+            return Err(PasswordInputError::Mismatch);
+        }
+        password
+    } else {
+        let mut line = String::new();
+        stdin.read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    if password.is_empty() {
+        return Err(PasswordInputError::Empty);
+    }
+    Ok(password)
+}
+
+fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
+    let mut config = match load(config_args) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");

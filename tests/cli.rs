@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 
 fn stomphub() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_stomphub"));
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    // A developer's own settings would change what the tests read.
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("STOMPHUB_CONFIG")
+        .env_remove("STOMPHUB_BIND");
     command
 }
 
@@ -166,4 +170,102 @@ fn a_bad_config_names_the_key_and_exits_before_binding() {
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/broker.toml")
     );
+}
+
+/// Writes `text` to a config file in a directory of this test's own (the
+/// tests in this binary run at once) and returns the file's path.
+fn config_file(test: &str, name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("stomphub-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path.to_str().expect("utf-8 path").to_owned()
+}
+
+/// Runs stomphub to its exit, which a config error makes immediate. One that
+/// starts serving instead is killed and fails the test rather than hanging it.
+fn run_to_exit(command: &mut Command) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            child.kill().expect("kill");
+            let output = child.wait_with_output().expect("reap");
+            panic!(
+                "{command:?} did not exit: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A served process that is ended however the test ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A valid config whose effect shows: the defaults name another endpoint.
+const ENDPOINT_FROM_THE_FILE: &str = "[stomp]\nendpoint = \"/from-the-file\"\n";
+
+#[test]
+fn config_is_read_before_or_after_the_subcommand() {
+    let bad = config_file("position", "bad.toml", "[stomp]\nheartbeat = [10, 10000]\n");
+    let bad = bad.as_str();
+    for args in [
+        vec!["--config", bad, "check-config"],
+        vec!["check-config", "--config", bad],
+        vec!["-c", bad, "check-config"],
+        vec!["--config", bad, "serve", "--bind", "127.0.0.1:0"],
+        vec!["serve", "--bind", "127.0.0.1:0", "--config", bad],
+        vec!["--config", bad, "--bind", "127.0.0.1:0"],
+    ] {
+        let output = run_to_exit(stomphub().args(&args));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("stomp.heartbeat"), "{args:?}: {stderr}");
+    }
+    let output = run_to_exit(stomphub().arg("check-config").env("STOMPHUB_CONFIG", bad));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "STOMPHUB_CONFIG: {stderr}");
+    assert!(stderr.contains("stomp.heartbeat"), "{stderr}");
+
+    let good = config_file("position", "good.toml", ENDPOINT_FROM_THE_FILE);
+    for args in [
+        vec!["--config", &good, "check-config"],
+        vec!["check-config", "--config", &good],
+    ] {
+        let output = run_to_exit(stomphub().args(&args));
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}: {text}");
+        assert!(text.starts_with(&format!("# {good} is valid")), "{text}");
+        assert!(text.contains("endpoint = \"/from-the-file\""), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn serve_uses_the_config_given_before_the_subcommand() {
+    let good = config_file("serve", "good.toml", ENDPOINT_FROM_THE_FILE);
+    for args in [
+        vec!["--config", &good, "serve", "--bind", "127.0.0.1:0"],
+        vec!["serve", "--bind", "127.0.0.1:0", "--config", &good],
+        vec!["--config", &good, "--bind", "127.0.0.1:0"],
+    ] {
+        let (child, addr, lines) = common::process::spawn_listening(stomphub().args(&args));
+        let _running = Running(child);
+        std::thread::spawn(move || lines.for_each(drop));
+        // Only the file names this endpoint.
+        Client::connect(&format!("ws://{addr}/from-the-file")).await;
+    }
 }

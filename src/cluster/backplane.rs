@@ -386,10 +386,12 @@ async fn refresh_registry(cluster: Arc<Cluster>, mut connection: MultiplexedConn
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let entry = super::nodes::entry(&cluster, now_ms());
+        let Some(entry) = super::nodes::entry(&cluster, now_ms()) else {
+            continue;
+        };
         let written: Result<(), _> = redis::cmd("SET")
             .arg(cluster.names.node_key(&cluster.node))
-            .arg(entry.to_string())
+            .arg(entry)
             .arg("PX")
             .arg(cluster.config.registry_ttl_ms)
             .query_async(&mut connection)

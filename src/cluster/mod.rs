@@ -18,6 +18,7 @@ use crate::stomp::Headers;
 use bytes::Bytes;
 use channels::{Channel, Names};
 use interest::Interest;
+pub use nodes::{NodeEntry, NodeSnapshot, NodeStats, SessionSummary, SubscriptionSummary};
 pub use replay::Lease;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -146,7 +147,7 @@ pub struct Cluster {
     link: Mutex<Option<backplane::CommandLink>>,
     /// The Redis server of the current (or last) connection attempt.
     server: Mutex<String>,
-    snapshot: std::sync::OnceLock<Box<dyn Fn() -> serde_json::Value + Send + Sync>>,
+    snapshot: std::sync::OnceLock<Box<dyn Fn() -> NodeSnapshot + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -214,7 +215,7 @@ impl Cluster {
     }
 
     /// What this node publishes in its registry entry (sessions, stats).
-    pub fn set_snapshot(&self, snapshot: Box<dyn Fn() -> serde_json::Value + Send + Sync>) {
+    pub fn set_snapshot(&self, snapshot: Box<dyn Fn() -> NodeSnapshot + Send + Sync>) {
         let _ = self.snapshot.set(snapshot);
     }
 

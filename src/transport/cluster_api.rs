@@ -3,11 +3,13 @@
 //! registry entries every live node keeps in Redis.
 
 use super::http_api::{ApiError, session_views, stats_view};
+use crate::cluster::{NodeEntry, NodeSnapshot, NodeStats, SessionSummary};
 use crate::hub::Hub;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -23,13 +25,17 @@ pub async fn ready(State(state): State<Arc<Hub>>) -> Response {
     if state.is_shutting_down() {
         reasons.push("shutting down".to_owned());
     }
-    let cluster = state.cluster.as_ref().map(|cluster| cluster.status());
-    if let Some(cluster) = &cluster
-        && cluster["state"] != "up"
+    let cluster = state.cluster.as_ref();
+    let backplane = cluster.map(|cluster| cluster.status());
+    if let Some(cluster) = cluster
+        && !cluster.is_up()
     {
+        let error = backplane
+            .as_ref()
+            .and_then(|backplane| backplane["last_error"].as_str());
         reasons.push(format!(
             "cluster backplane down: {}",
-            cluster["last_error"].as_str().unwrap_or("unknown")
+            error.unwrap_or("unknown")
         ));
     }
     let status = if reasons.is_empty() {
@@ -40,7 +46,7 @@ pub async fn ready(State(state): State<Arc<Hub>>) -> Response {
     let body = serde_json::json!({
         "ready": reasons.is_empty(),
         "reasons": reasons,
-        "cluster": cluster,
+        "cluster": backplane,
     });
     (status, Json(body)).into_response()
 }
@@ -50,18 +56,18 @@ pub async fn ready(State(state): State<Arc<Hub>>) -> Response {
 const MAX_LISTED_SESSIONS: usize = 10_000;
 
 /// What this node writes into its registry entry.
-pub fn node_snapshot(state: &Hub) -> serde_json::Value {
+pub fn node_snapshot(state: &Hub) -> NodeSnapshot {
     let mut sessions = session_views(state);
-    let total = sessions.len();
+    let sessions_total = sessions.len();
     sessions.truncate(MAX_LISTED_SESSIONS);
-    serde_json::json!({
-        "stats": stats_view(state),
-        "sessions": sessions,
-        "sessions_total": total,
-    })
+    NodeSnapshot {
+        stats: stats_view(state),
+        sessions,
+        sessions_total,
+    }
 }
 
-async fn registry(state: &Hub) -> Result<Vec<serde_json::Value>, ApiError> {
+async fn registry(state: &Hub) -> Result<Vec<NodeEntry>, ApiError> {
     let cluster = state.cluster.as_ref().ok_or_else(|| {
         ApiError::BadRequest("scope=cluster needs [cluster] in broker.toml".into())
     })?;
@@ -71,37 +77,40 @@ async fn registry(state: &Hub) -> Result<Vec<serde_json::Value>, ApiError> {
         .map_err(|error| ApiError::Unavailable(format!("cluster view unavailable: {error}")))
 }
 
-fn sum(nodes: &[serde_json::Value], field: &str) -> u64 {
-    nodes
-        .iter()
-        .filter_map(|node| node["snapshot"]["stats"][field].as_u64())
-        .sum()
+/// One session in the cluster-wide `/api/sessions`: the node's view of it, and the node.
+#[derive(Serialize)]
+struct NodeSessionView<'a> {
+    #[serde(flatten)]
+    session: &'a SessionSummary,
+    node: &'a str,
 }
 
 /// Every live node's stats as of its last refresh, and totals.
 pub(crate) async fn cluster_stats(state: &Hub) -> Result<Response, ApiError> {
     let nodes = registry(state).await?;
+    let sum = |field: fn(&NodeStats) -> u64| -> u64 {
+        nodes.iter().map(|entry| field(&entry.snapshot.stats)).sum()
+    };
     let users: BTreeSet<&str> = nodes
         .iter()
-        .filter_map(|node| node["snapshot"]["sessions"].as_array())
-        .flatten()
-        .filter_map(|session| session["user"].as_str())
+        .flat_map(|entry| &entry.snapshot.sessions)
+        .filter_map(|session| session.user.as_deref())
         .collect();
     let totals = serde_json::json!({
         "nodes": nodes.len(),
-        "connections": sum(&nodes, "connections"),
-        "sessions": sum(&nodes, "sessions"),
+        "connections": sum(|stats| stats.connections as u64),
+        "sessions": sum(|stats| stats.sessions as u64),
         "users": users.len(),
-        "messages_in": sum(&nodes, "messages_in"),
-        "deliveries": sum(&nodes, "deliveries"),
+        "messages_in": sum(|stats| stats.messages_in),
+        "deliveries": sum(|stats| stats.deliveries),
     });
     let nodes: Vec<_> = nodes
         .iter()
-        .map(|node| {
+        .map(|entry| {
             serde_json::json!({
-                "node": node["node"],
-                "updated_ms": node["updated_ms"],
-                "stats": node["snapshot"]["stats"],
+                "node": entry.node,
+                "updated_ms": entry.updated_ms,
+                "stats": entry.snapshot.stats,
             })
         })
         .collect();
@@ -111,17 +120,18 @@ pub(crate) async fn cluster_stats(state: &Hub) -> Result<Response, ApiError> {
 /// Every live node's sessions as of its last refresh, each with its node.
 pub(crate) async fn cluster_sessions(state: &Hub) -> Result<Response, ApiError> {
     let nodes = registry(state).await?;
-    let mut sessions = Vec::new();
-    for node in &nodes {
-        for session in node["snapshot"]["sessions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let mut session = session.clone();
-            session["node"] = node["node"].clone();
-            sessions.push(session);
-        }
-    }
+    let sessions: Vec<_> = nodes
+        .iter()
+        .flat_map(|entry| {
+            entry
+                .snapshot
+                .sessions
+                .iter()
+                .map(|session| NodeSessionView {
+                    session,
+                    node: &entry.node,
+                })
+        })
+        .collect();
     Ok(Json(sessions).into_response())
 }

@@ -2,6 +2,7 @@
 //! configured), and read stats and sessions (`GET`). Errors are JSON `{"error": ...}`.
 
 use crate::app::handler::{JSON, Payload, TEXT};
+use crate::cluster::{NodeStats, SessionSummary, SubscriptionSummary};
 use crate::hub::Hub;
 use crate::stomp::Headers;
 use axum::extract::rejection::JsonRejection;
@@ -10,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -158,28 +159,6 @@ async fn publish_to_user(
     ))
 }
 
-#[derive(Debug, Serialize)]
-pub(crate) struct Stats {
-    /// STOMP-over-WebSocket sessions.
-    connections: usize,
-    /// Open TCP connections of every kind, and those still before their first request.
-    tcp_connections: usize,
-    pending_handshakes: usize,
-    /// Bytes waiting in all outbound queues, and their cap.
-    queued_bytes: usize,
-    max_queued_bytes_total: usize,
-    sessions: usize,
-    /// Sessions by transport (`websocket`, `sse`).
-    transports: BTreeMap<String, usize>,
-    users: usize,
-    messages_in: u64,
-    deliveries: u64,
-    subscriptions: BTreeMap<String, usize>,
-    /// The backplane's state and counters, with `[cluster]`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cluster: Option<serde_json::Value>,
-}
-
 /// `?scope=cluster` asks for every node's view instead of this node's.
 /// Other query parameters (cache busters) are ignored.
 #[derive(Debug, Default, Deserialize)]
@@ -210,7 +189,7 @@ async fn stats(
     Ok(Json(stats_view(&state)).into_response())
 }
 
-pub(crate) fn stats_view(state: &Hub) -> Stats {
+pub(crate) fn stats_view(state: &Hub) -> NodeStats {
     let counters = state.broker().counters();
     let mut transports = BTreeMap::new();
     for info in state.app.directory.list() {
@@ -221,7 +200,7 @@ pub(crate) fn stats_view(state: &Hub) -> Stats {
             .unwrap_or_default();
         *transports.entry(transport).or_default() += 1;
     }
-    Stats {
+    NodeStats {
         connections: state.lifecycle.connections.load(Ordering::Relaxed),
         tcp_connections: state.admission.open(),
         pending_handshakes: state.admission.pending(),
@@ -237,23 +216,6 @@ pub(crate) fn stats_view(state: &Hub) -> Stats {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct SubscriptionView {
-    id: String,
-    destination: String,
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct SessionView {
-    id: String,
-    user: Option<String>,
-    remote: Option<String>,
-    /// Milliseconds since the Unix epoch.
-    connected_since: u64,
-    subscriptions: Vec<SubscriptionView>,
-    attributes: BTreeMap<String, String>,
-}
-
 async fn sessions(
     State(state): State<Arc<Hub>>,
     Query(query): Query<ScopeQuery>,
@@ -264,13 +226,13 @@ async fn sessions(
     Ok(Json(session_views(&state)).into_response())
 }
 
-pub(crate) fn session_views(state: &Hub) -> Vec<SessionView> {
+pub(crate) fn session_views(state: &Hub) -> Vec<SessionSummary> {
     state
         .app
         .directory
         .list()
         .into_iter()
-        .map(|info| SessionView {
+        .map(|info| SessionSummary {
             id: info.id.clone(),
             user: info.user.clone(),
             remote: info.remote.map(|addr| addr.to_string()),
@@ -282,7 +244,7 @@ pub(crate) fn session_views(state: &Hub) -> Vec<SessionView> {
             subscriptions: info
                 .subscriptions()
                 .into_iter()
-                .map(|(id, destination)| SubscriptionView { id, destination })
+                .map(|(id, destination)| SubscriptionSummary { id, destination })
                 .collect(),
             attributes: info.attributes.clone(),
         })
