@@ -44,6 +44,9 @@ rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || 
 step "format"
 cargo fmt --all -- --check
 
+step "module graph: no cycles between the top-level modules of src/"
+python3 scripts/check-module-graph.py
+
 step "clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -345,10 +345,11 @@ mod tests {
 
     #[test]
     fn bad_principals_are_refused_at_load() {
-        let error = crate::config::Config::parse(
+        let config = crate::config::Config::parse(
             "[[acl]]\ndestination = \"/topic/x\"\nsend = [\"admin\"]\n",
         )
-        .unwrap_err();
+        .expect("scalar checks pass");
+        let error = AccessRules::new(&config.acl).expect_err("refused");
         assert!(error.to_string().starts_with("acl.send"), "{error}");
     }
 }

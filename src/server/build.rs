@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_bad_history_rule_is_an_error_not_history_turned_off() {
-        let error = built("[[history]]\ndestination = \"/topic/**/x/**\"\n")
+        let error = built("[[history]]\ndestination = \"/topic/a**\"\n")
             .err()
             .expect("refused");
         assert!(
