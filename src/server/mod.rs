@@ -6,7 +6,7 @@ mod build;
 
 pub use build::check;
 
-/// The hub a configuration builds, without listening (for `crate::testing`).
+/// The hub a configuration builds, without listening (for the fuzz targets).
 pub(crate) fn build_hub(config: &Config, app: AppBuilder) -> Result<Arc<Hub>, ConfigError> {
     build::build(config, app).map(|built| built.hub)
 }

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Compares two stomphub commits side by side in one run, alternating old and new
+# so that the noise of a shared machine falls on both: fan-out 1 -> 100 at full
+# speed and 10,000 idle connections, ROUNDS times each, with the same load
+# generator (built from the working tree). Not part of CI.
+#
+#   scripts/bench-compare.sh OLD_COMMIT [NEW_COMMIT]     # NEW defaults to HEAD
+#
+# Prints deliveries/s, broker CPU per delivery and RSS per connection for each
+# run and the medians; everything listens on 127.0.0.1 and every phase is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OLD=${1:?usage: scripts/bench-compare.sh OLD_COMMIT [NEW_COMMIT]}
+NEW=${2:-HEAD}
+ROUNDS="${ROUNDS:-3}"
+PORT=18091
+OUT="target/bench-compare/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$OUT"
+
+echo "==> building the load generator"
+cargo build --release -p stomphub-bench
+BENCH=./target/release/stomphub-bench
+
+# A release binary per commit, each from its own checkout and target directory.
+build_commit() { # name commit
+  local name=$1 commit=$2 dir="target/bench-compare/src-$1"
+  rm -rf "$dir"
+  git worktree remove --force "$dir" 2>/dev/null || true
+  git worktree add --detach "$dir" "$commit" >/dev/null
+  CARGO_TARGET_DIR="target/bench-compare/target-$name" cargo build --release -p stomphub \
+    --manifest-path "$dir/Cargo.toml"
+  cp "target/bench-compare/target-$name/release/stomphub" "$OUT/stomphub-$name"
+  git worktree remove --force "$dir"
+  echo "$name = $(git rev-parse --short "$commit")"
+}
+echo "==> building $OLD and $NEW"
+build_commit old "$OLD"
+build_commit new "$NEW"
+
+# broker.toml defaults, except the overload limits the load generator would trip,
+# and the demo's price feed, which would publish into the measurement.
+cat > "$OUT/broker.toml" <<'TOML'
+[limits]
+max_connections = 0
+max_connections_per_ip = 0
+max_pending_handshakes = 65536
+max_frames_per_second = 0
+[demo]
+enabled = false
+TOML
+
+PID=""
+start() { # name
+  "$OUT/stomphub-$1" serve --config "$OUT/broker.toml" --bind "127.0.0.1:$PORT" >> "$OUT/$1.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "stomphub-$1 did not start; see $OUT/$1.log" >&2
+  exit 1
+}
+stop() {
+  if [ -n "$PID" ]; then
+    kill "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+  fi
+  PID=""
+}
+trap stop EXIT
+
+run() { # name scenario round args...
+  local name=$1 scenario=$2 round=$3
+  shift 3
+  # A fresh broker per run: memory per connection is only meaningful on one.
+  start "$name"
+  timeout 300 "$BENCH" --url "ws://127.0.0.1:$PORT/endpoint-websocket" --broker-pid "$PID" \
+    "$@" --json "$OUT/$scenario-$name-$round.json" > /dev/null 2> "$OUT/$scenario-$name-$round.txt" ||
+    echo "  $scenario $name round $round failed: $(tail -n 1 "$OUT/$scenario-$name-$round.txt")"
+  stop
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  for name in old new; do
+    echo "==> round $round: $name"
+    run "$name" fanout "$round" fanout --subscribers 100 --messages 5000 --body 128 --max-seconds 60
+    run "$name" conns "$round" conns --connections 10000 --hold-seconds 5
+  done
+done
+
+python3 - "$OUT" "$ROUNDS" <<'PY'
+import json, pathlib, statistics, sys
+
+out, rounds = pathlib.Path(sys.argv[1]), int(sys.argv[2])
+
+def load(scenario, name, round_):
+    path = out / f"{scenario}-{name}-{round_}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+rows = {
+    "fan-out deliveries/s": ("fanout", "deliveries_per_second"),
+    "broker CPU us per delivery": ("fanout", "broker_cpu_us_per_delivery"),
+    "RSS KiB per connection": ("conns", "broker_rss_per_connection_kib"),
+}
+print(f"\n{'':30} {'old':>40} {'new':>40} {'new/old':>8}")
+for label, (scenario, key) in rows.items():
+    values = {}
+    for name in ("old", "new"):
+        runs = [load(scenario, name, r) for r in range(1, rounds + 1)]
+        values[name] = [run[key] for run in runs if run and run.get(key) is not None]
+    cells = {name: " ".join(f"{v:,.2f}" for v in vals) for name, vals in values.items()}
+    if values["old"] and values["new"]:
+        ratio = statistics.median(values["new"]) / statistics.median(values["old"])
+        print(f"{label:30} {cells['old']:>40} {cells['new']:>40} {ratio:8.3f}")
+    else:
+        print(f"{label:30} {cells['old']:>40} {cells['new']:>40}      n/a")
+print(f"\nraw results: {out}")
+PY
