@@ -8,11 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use stomphub::app::AppBuilder;
-use stomphub::app::events::EventKind;
-use stomphub::app::handler::{HandlerError, Json, Message};
+use stomphub::AppBuilder;
+use stomphub::EventKind;
 use stomphub::config::Config;
-use stomphub::server::{Server, shutdown_signal};
+use stomphub::{HandlerError, Json, Message};
+use stomphub::{Server, shutdown_signal};
 
 #[derive(Deserialize)]
 struct Hello {

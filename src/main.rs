@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use stomphub::config::{Config, ConfigError};
-use stomphub::server::{Server, shutdown_signal};
+use stomphub::{Server, shutdown_signal};
 
 #[derive(Parser)]
 #[command(
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
 
 fn check_config(args: &ConfigArgs) -> ExitCode {
     match load(args).and_then(|config| {
-        stomphub::server::check(&config)?;
+        stomphub::check_config(&config)?;
         Ok(config)
     }) {
         Ok(config) => {
@@ -122,7 +122,7 @@ fn hash_password() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match stomphub::security::password::hash(&password) {
+    match stomphub::hash_password(&password) {
         Ok(hash) => {
             println!("{hash}");
             ExitCode::SUCCESS
@@ -189,7 +189,7 @@ fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
         let server = match Server::bind(config).await {
             Ok(server) => server,
             // A bad entry, or a key or certificate file it names, is a config error.
-            Err(error @ stomphub::server::ServerError::Config(_)) => {
+            Err(error @ stomphub::ServerError::Config(_)) => {
                 eprintln!("error: {error}");
                 return ExitCode::from(2);
             }

@@ -5,14 +5,14 @@ mod common;
 use common::{Client, TestServer};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stomphub::app::AppBuilder;
-use stomphub::app::events::EventKind;
-use stomphub::app::interceptor::{
-    ChannelInterceptor, HandshakeInterceptor, HandshakeRequest, OutboundMessage, Rejection,
-};
-use stomphub::app::session_info::{Handshake, SessionInfo};
+use stomphub::AppBuilder;
+use stomphub::EventKind;
 use stomphub::config::RouteConfig;
 use stomphub::stomp::{Command, Frame};
+use stomphub::{
+    ChannelInterceptor, HandshakeInterceptor, HandshakeRequest, OutboundMessage, Rejection,
+};
+use stomphub::{Handshake, SessionInfo};
 
 #[derive(Debug, Clone, PartialEq)]
 struct Seen {

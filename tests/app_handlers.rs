@@ -6,9 +6,9 @@ mod common;
 use common::{Client, TestServer};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use stomphub::app::AppBuilder;
-use stomphub::app::handler::{HandlerError, Json, Message, Payload};
+use stomphub::AppBuilder;
 use stomphub::stomp::{Command, Frame};
+use stomphub::{HandlerError, Json, Message, Payload};
 
 #[derive(Debug, Deserialize)]
 struct Greeting {

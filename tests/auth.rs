@@ -11,7 +11,7 @@ use std::time::Duration;
 use stomphub::stomp::Command;
 
 async fn password_server() -> TestServer {
-    let alice = stomphub::security::password::hash("wonderland").unwrap();
+    let alice = stomphub::hash_password("wonderland").unwrap();
     let bob = bcrypt::hash("builder", 4).unwrap();
     TestServer::start_with(move |config| {
         config.auth.anonymous = false;

@@ -102,7 +102,7 @@ fn hash_password_makes_a_hash_the_config_accepts_and_secrets_are_masked() {
     let hash = String::from_utf8(output.stdout).expect("utf-8");
     let hash = hash.trim();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    assert!(stomphub::security::password::verify("wonderland", hash));
+    assert!(stomphub::verify_password("wonderland", hash));
     let dir = std::env::temp_dir().join(format!("stomphub-hash-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("broker.toml");

@@ -11,8 +11,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stomphub::app::AppBuilder;
-use stomphub::app::events::EventKind;
+use stomphub::AppBuilder;
+use stomphub::EventKind;
 
 /// The namespace, its veth pair and the client process; all removed on drop.
 struct Namespace {

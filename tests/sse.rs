@@ -161,7 +161,7 @@ async fn replay_after_last_event_id_loses_and_repeats_nothing_across_100_reconne
                 .send(
                     "/topic/feed",
                     &Default::default(),
-                    stomphub::app::handler::Payload::text(n.to_string()),
+                    stomphub::Payload::text(n.to_string()),
                 )
                 .unwrap();
             if n % 10 == 0 {
@@ -209,7 +209,7 @@ async fn a_resume_beyond_the_kept_history_says_history_gone() {
             .send(
                 "/topic/short",
                 &Default::default(),
-                stomphub::app::handler::Payload::text(n.to_string()),
+                stomphub::Payload::text(n.to_string()),
             )
             .unwrap();
     };
@@ -362,7 +362,7 @@ async fn a_slow_sse_consumer_is_cut_off_while_others_keep_receiving() {
             .send(
                 "/topic/flood",
                 &Default::default(),
-                stomphub::app::handler::Payload::text(format!("{n:04}{body}")),
+                stomphub::Payload::text(format!("{n:04}{body}")),
             )
             .unwrap();
         let (_, _, data) = fast.event().await;

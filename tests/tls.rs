@@ -140,7 +140,7 @@ async fn a_missing_or_mismatched_certificate_stops_the_start_with_the_key_named(
         cert_file: "/nonexistent/cert.pem".into(),
         key_file: "/nonexistent/key.pem".into(),
     });
-    let error = stomphub::server::Server::bind(config).await.err().unwrap();
+    let error = stomphub::Server::bind(config).await.err().unwrap();
     assert!(
         error.to_string().starts_with("server.tls.cert_file"),
         "{error}"
@@ -154,6 +154,6 @@ async fn a_missing_or_mismatched_certificate_stops_the_start_with_the_key_named(
         cert_file: first.config.cert_file.clone(),
         key_file: other_key,
     });
-    let error = stomphub::server::Server::bind(config).await.err().unwrap();
+    let error = stomphub::Server::bind(config).await.err().unwrap();
     assert!(error.to_string().contains("do not fit"), "{error}");
 }

@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use stomphub::app::AppBuilder;
+use stomphub::AppBuilder;
 use stomphub::config::{Config, HistoryConfig};
 use stomphub::stomp::{Decoded, Decoder, Limits, Version};
 use stomphub::testing::{Flow, Session, SessionError, TestHub, encode_outgoing};
