@@ -45,6 +45,7 @@ pub use app::events::{Event, EventKind};
 pub use app::handler::{FromPayload, HandlerError, IntoPayload, Json, Message, Payload};
 pub use app::interceptor::{
     ChannelInterceptor, HandshakeInterceptor, HandshakeRequest, OutboundMessage, Rejection,
+    RequestHeaders,
 };
 pub use app::router::{Mapping, ReplyTo};
 pub use app::session_info::{Handshake, SessionInfo};

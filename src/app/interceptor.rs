@@ -5,22 +5,51 @@ use super::session_info::{Handshake, SessionInfo, session_id_text};
 pub use crate::broker::hooks::OutboundMessage;
 use crate::broker::hooks::PublishHook;
 use crate::stomp::Frame;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The HTTP upgrade request as interceptors see it.
-#[derive(Debug)]
+/// The headers of an opening request, whatever transport carried it.
+pub trait RequestHeaders: Sync {
+    /// The first value of header `name` (case-insensitive), if it is text.
+    fn header(&self, name: &str) -> Option<&str>;
+}
+
+/// Name-value pairs, for transports (and tests) without an HTTP header map.
+impl<const N: usize> RequestHeaders for [(&str, &str); N] {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| *value)
+    }
+}
+
+/// The request that opens a connection, as interceptors see it: an HTTP upgrade
+/// or stream request today, described without HTTP types so that any transport
+/// can hand one over.
 pub struct HandshakeRequest<'a> {
-    pub uri: &'a Uri,
-    pub headers: &'a HeaderMap,
+    /// The request path (`/endpoint-websocket`).
+    pub path: &'a str,
+    /// The raw query string, without `?`.
+    pub query_string: Option<&'a str>,
+    pub headers: &'a dyn RequestHeaders,
     pub remote: SocketAddr,
+}
+
+impl std::fmt::Debug for HandshakeRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeRequest")
+            .field("path", &self.path)
+            .field("query_string", &self.query_string)
+            .field("remote", &self.remote)
+            .finish_non_exhaustive()
+    }
 }
 
 impl HandshakeRequest<'_> {
     /// A query-string parameter, percent-decoded.
     pub fn query(&self, name: &str) -> Option<String> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(self.uri.query()?).ok()?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(self.query_string?).ok()?;
         pairs
             .into_iter()
             .find(|(key, _)| key == name)
@@ -28,11 +57,12 @@ impl HandshakeRequest<'_> {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        self.headers.header(name)
     }
 }
 
-/// Refuses a handshake with an HTTP status and a message.
+/// Refuses a handshake with a status and a message: the HTTP answer of an
+/// HTTP transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
     pub status: StatusCode,
@@ -117,17 +147,16 @@ mod tests {
 
     #[test]
     fn query_parameters_are_percent_decoded() {
-        let uri: Uri = "/endpoint?user=%E7%8E%A9%E5%AE%B6+1&empty="
-            .parse()
-            .unwrap();
-        let headers = HeaderMap::new();
+        let headers = [("Origin", "http://a.test")];
         let request = HandshakeRequest {
-            uri: &uri,
+            path: "/endpoint",
+            query_string: Some("user=%E7%8E%A9%E5%AE%B6+1&empty="),
             headers: &headers,
             remote: "127.0.0.1:1".parse().unwrap(),
         };
         assert_eq!(request.query("user").as_deref(), Some("玩家 1"));
         assert_eq!(request.query("empty").as_deref(), Some(""));
         assert_eq!(request.query("missing"), None);
+        assert_eq!(request.header("origin"), Some("http://a.test"));
     }
 }

@@ -1,7 +1,7 @@
 //! The opening request of any transport: the origin check, a bearer token from
 //! the query string or `Authorization` header, then the interceptor chain.
 
-use crate::app::interceptor::{HandshakeRequest, Rejection};
+use crate::app::interceptor::{HandshakeRequest, Rejection, RequestHeaders};
 use crate::app::session_info::Handshake;
 use crate::hub::Hub;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -30,7 +30,8 @@ pub fn run(
         .attributes
         .insert("transport".into(), transport.into());
     let request = HandshakeRequest {
-        uri,
+        path: uri.path(),
+        query_string: uri.query(),
         headers,
         remote,
     };
@@ -61,6 +62,12 @@ pub fn run(
         interceptor.after(&request, &handshake);
     }
     Ok(handshake)
+}
+
+impl RequestHeaders for HeaderMap {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|value| value.to_str().ok())
+    }
 }
 
 impl axum::response::IntoResponse for Rejection {
