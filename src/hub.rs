@@ -7,6 +7,7 @@ use crate::app::template::MessagingTemplate;
 use crate::broker::Broker;
 use crate::cluster::Cluster;
 use crate::config::{SseConfig, WebSocketConfig};
+use crate::security::Authenticator;
 use crate::security::connections::Admission;
 use crate::security::origin::OriginPolicy;
 use crate::session::Sessions;
@@ -56,6 +57,11 @@ pub struct TransportSettings {
 impl Hub {
     pub fn broker(&self) -> &Broker {
         &self.app.broker
+    }
+
+    /// Checks handshake tokens and CONNECT credentials.
+    pub fn auth(&self) -> &Authenticator {
+        &self.app.settings.auth
     }
 
     pub fn is_shutting_down(&self) -> bool {

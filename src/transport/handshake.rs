@@ -35,7 +35,7 @@ pub fn run(
         headers,
         remote,
     };
-    let auth = &hub.app.settings.auth;
+    let auth = hub.auth();
     // Parsing the query string is only worth it when tokens are checked.
     let query_token = auth
         .accepts_tokens()
