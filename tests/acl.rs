@@ -4,9 +4,10 @@
 
 mod common;
 
+use common::TestServer;
 use common::auth;
 use common::sse::SseClient;
-use common::{Client, TestServer};
+use common::stomp_client::Client;
 use std::time::Duration;
 use stomphub::config::AclRuleConfig;
 use stomphub::stomp::{Command, Frame};

@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{Client, TestServer};
+use common::TestServer;
+use common::stomp_client::Client;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stomphub::app::AppBuilder;

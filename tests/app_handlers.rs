@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{Client, TestServer};
+use common::TestServer;
+use common::stomp_client::Client;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use stomphub::app::AppBuilder;

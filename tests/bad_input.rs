@@ -4,9 +4,9 @@
 
 mod common;
 
+use common::TestServer;
 use common::canary::{Canary, rss_kib};
-use common::{Client, Event, TestServer};
-use futures_util::SinkExt;
+use common::stomp_client::{Client, Event};
 use std::time::Duration;
 use stomphub::stomp::Command;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
@@ -93,8 +93,8 @@ async fn an_endless_body_fed_slowly_is_cut_at_the_limit() {
     let mut refused = false;
     for _ in 0..64 {
         if client
-            .ws
-            .send(Message::Binary(Bytes::from(chunk.clone())))
+            .sender
+            .send_message(Message::Binary(Bytes::from(chunk.clone())))
             .await
             .is_err()
         {
@@ -143,7 +143,7 @@ async fn a_client_flooding_frames_is_rate_limited_and_does_not_starve_others() {
     let flood = tokio::spawn(async move {
         for _ in 0..200 {
             let message = Message::Binary(Bytes::from(batch.clone()));
-            if flooder.ws.send(message).await.is_err() {
+            if flooder.sender.send_message(message).await.is_err() {
                 break;
             }
         }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::Client;
+use common::stomp_client::Client;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 

@@ -7,12 +7,12 @@
 
 mod common;
 
-use common::Client;
 use common::cluster::{
     Nginx, Node, Redis, free_port, node_config, scratch, sentinel_node_config, skip_without_tools,
 };
 use common::http::{get, post_json};
 use common::sse::SseClient;
+use common::stomp_client::Client;
 use std::time::{Duration, Instant};
 use stomphub::stomp::Command;
 

@@ -2,8 +2,9 @@
 
 mod common;
 
+use common::TestServer;
 use common::http::{get, post_json};
-use common::{Client, TestServer};
+use common::stomp_client::Client;
 use std::time::Duration;
 use stomphub::stomp::{Command, Frame};
 

@@ -4,8 +4,9 @@
 
 mod common;
 
+use common::TestServer;
 use common::canary::{Canary, rss_kib};
-use common::{Client, TestServer};
+use common::stomp_client::Client;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

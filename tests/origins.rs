@@ -3,9 +3,10 @@
 
 mod common;
 
+use common::TestServer;
 use common::http;
 use common::sse::SseClient;
-use common::{Client, TestServer};
+use common::stomp_client::Client;
 
 #[tokio::test]
 async fn foreign_origins_are_refused_by_default() {

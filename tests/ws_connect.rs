@@ -3,9 +3,20 @@
 
 mod common;
 
-use common::{Client, Event, TestServer};
+use common::TestServer;
+use common::stomp_client::{Client, Event};
 use std::time::Duration;
 use stomphub::stomp::{Command, Frame};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Sends `text` as one WebSocket text message, the way browser clients send frames.
+async fn send_text(client: &mut Client, text: &str) {
+    client
+        .sender
+        .send_message(Message::text(text))
+        .await
+        .expect("send");
+}
 
 #[tokio::test]
 async fn the_newest_offered_subprotocol_is_selected_and_none_is_accepted() {
@@ -60,9 +71,11 @@ async fn every_stomp_version_can_connect() {
 async fn the_stomp_command_connects_like_connect_and_text_frames_work() {
     let server = TestServer::start().await;
     let mut client = Client::open(&server.url(), &["v12.stomp"]).await;
-    client
-        .send_text("STOMP\naccept-version:1.2\nhost:localhost\n\n\0")
-        .await;
+    send_text(
+        &mut client,
+        "STOMP\naccept-version:1.2\nhost:localhost\n\n\0",
+    )
+    .await;
     assert_eq!(client.frame().await.get("heart-beat"), Some("10000,10000"));
 }
 
@@ -117,7 +130,7 @@ async fn a_client_that_heart_beats_stays_connected() {
     assert_eq!(client.frame().await.command, Command::Connected);
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        client.send_text("\n").await;
+        send_text(&mut client, "\n").await;
     }
     client.subscribe("alive", "/topic/still-here").await;
 }

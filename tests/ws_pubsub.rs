@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{Event, TestServer};
+use common::TestServer;
+use common::stomp_client::Event;
 use std::time::Duration;
 use stomphub::stomp::{Command, Frame};
 
