@@ -101,7 +101,7 @@ async fn rules_decide_who_subscribes_and_sends() {
         bob.frame().await.get("destination"),
         Some("/topic/game_chat")
     );
-    let mut anonymous = server.client().await;
+    let mut anonymous = Client::connect(&server.url()).await;
     denied(
         &mut anonymous,
         send("/app/v1/chat"),

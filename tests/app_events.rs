@@ -190,7 +190,7 @@ async fn a_channel_interceptor_drops_inbound_frames_and_stamps_outbound_messages
     let mut app = AppBuilder::new();
     app.channel_interceptor(Filter);
     let server = TestServer::start_with_app(|_| {}, app).await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("s", "/topic/filtered").await;
     client
         .send(

@@ -138,7 +138,7 @@ async fn a_client_that_heart_beats_stays_connected() {
 #[tokio::test]
 async fn protocol_errors_end_only_the_offending_session() {
     let server = TestServer::start().await;
-    let mut canary = server.client().await;
+    let mut canary = Client::connect(&server.url()).await;
     canary.subscribe("c", "/topic/canary").await;
     let cases: [(&[u8], &str); 9] = [
         (b"SEND\ndestination:/topic/a\n\n\0", "expected CONNECT or STOMP as the first frame, got SEND"),
@@ -169,7 +169,7 @@ async fn protocol_errors_end_only_the_offending_session() {
         );
         client.closed().await;
     }
-    let mut publisher = server.client().await;
+    let mut publisher = Client::connect(&server.url()).await;
     publisher.publish("/topic/canary", "still serving").await;
     assert_eq!(canary.frame().await.body.as_ref(), b"still serving");
 }
@@ -177,7 +177,7 @@ async fn protocol_errors_end_only_the_offending_session() {
 #[tokio::test]
 async fn an_error_answers_the_receipt_of_the_offending_frame() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client
         .send(
             Frame::new(Command::Send)
@@ -204,7 +204,7 @@ async fn a_client_that_never_connects_is_dropped_after_connect_timeout() {
 #[tokio::test]
 async fn disconnect_with_receipt_is_answered_then_closed() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client
         .send(Frame::new(Command::Disconnect).header("receipt", "77"))
         .await;
@@ -217,7 +217,7 @@ async fn shutdown_flushes_and_closes_every_session_with_going_away() {
     let server = TestServer::start().await;
     let mut clients = Vec::new();
     for _ in 0..5 {
-        clients.push(server.client().await);
+        clients.push(Client::connect(&server.url()).await);
     }
     server.handle.shutdown();
     for client in &mut clients {

@@ -13,11 +13,11 @@ pub struct Canary {
 
 impl Canary {
     pub async fn new(server: &TestServer) -> Canary {
-        let mut subscriber = server.client().await;
+        let mut subscriber = Client::connect(&server.url()).await;
         subscriber.subscribe("canary", "/topic/canary").await;
         Canary {
             subscriber,
-            publisher: server.client().await,
+            publisher: Client::connect(&server.url()).await,
             sent: 0,
         }
     }

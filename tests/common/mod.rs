@@ -1,5 +1,5 @@
 //! Test harness: the real server on an ephemeral loopback port with the
-//! repository's broker.toml, and the STOMP client the load generator shares.
+//! repository's broker.toml, and the helpers the tests share.
 
 #![allow(dead_code)]
 
@@ -13,7 +13,6 @@ pub mod stomp_client;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use stomp_client::Client;
 use stomphub::app::AppBuilder;
 use stomphub::app::template::MessagingTemplate;
 use stomphub::config::Config;
@@ -64,9 +63,5 @@ impl TestServer {
 
     pub fn url(&self) -> String {
         format!("ws://{}/endpoint-websocket", self.addr)
-    }
-
-    pub async fn client(&self) -> Client {
-        Client::connect(&self.url()).await
     }
 }
