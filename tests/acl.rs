@@ -2,10 +2,15 @@
 //! or SEND gets an ERROR naming the destination, wildcards cannot reach around a
 //! rule, and one user's `/user/...` messages never reach another user.
 
-mod common;
+mod common {
+    pub mod auth;
+    pub mod server;
+    pub mod sse;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
 use common::auth;
+use common::server::TestServer;
 use common::sse::SseClient;
 use common::stomp_client::Client;
 use std::time::Duration;

@@ -1,8 +1,11 @@
 //! Events, handshake and channel interceptors, and broker.toml routes over real WebSockets.
 
-mod common;
+mod common {
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
+use common::server::TestServer;
 use common::stomp_client::Client;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

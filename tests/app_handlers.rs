@@ -1,9 +1,12 @@
 //! `/app` handlers over real WebSockets: reply policies, variables, user
 //! destinations, subscribe mappings, exception handling, the template.
 
-mod common;
+mod common {
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
+use common::server::TestServer;
 use common::stomp_client::Client;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

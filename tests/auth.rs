@@ -2,10 +2,15 @@
 //! JWT bearer tokens (HS256, RS256) from each place a client can put them, and
 //! user streams that only their user can open.
 
-mod common;
+mod common {
+    pub mod auth;
+    pub mod server;
+    pub mod sse;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
 use common::auth::{self, SECRET};
+use common::server::TestServer;
 use common::sse::SseClient;
 use common::stomp_client::Client;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

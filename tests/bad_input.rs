@@ -2,10 +2,15 @@
 //! ERROR or a close; a canary subscriber keeps receiving every message; the
 //! server's memory stays bounded.
 
-mod common;
+mod common {
+    pub mod canary;
+    pub mod http;
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
 use common::canary::{Canary, rss_kib};
+use common::server::TestServer;
 use common::stomp_client::{Client, Event};
 use std::time::Duration;
 use stomphub::stomp::Command;

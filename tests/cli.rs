@@ -1,6 +1,9 @@
 //! The `stomphub` binary: serve with SIGTERM shutdown, check-config, config errors.
 
-mod common;
+mod common {
+    pub mod process;
+    pub mod stomp_client;
+}
 
 use common::stomp_client::Client;
 use std::process::{Child, Command};

@@ -5,7 +5,13 @@
 //! nginx), and Redis stopped for 5 s and started again.
 //! Needs redis-server, redis-cli and nginx; scripts/test.sh installs them.
 
-mod common;
+mod common {
+    pub mod cluster;
+    pub mod http;
+    pub mod process;
+    pub mod sse;
+    pub mod stomp_client;
+}
 
 use common::cluster::{
     Nginx, Node, Redis, free_port, node_config, scratch, sentinel_node_config, skip_without_tools,

@@ -1,9 +1,13 @@
 //! The seeds' demo and the HTTP API, with the default broker.toml.
 
-mod common;
+mod common {
+    pub mod http;
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
 use common::http::{get, post_json};
+use common::server::TestServer;
 use common::stomp_client::Client;
 use std::time::Duration;
 use stomphub::stomp::{Command, Frame};

@@ -2,10 +2,15 @@
 //! and slow handshakes cut at their deadline, the per-session frame rate, and
 //! the server-wide cap on queued bytes with 1,000 clients that never read.
 
-mod common;
+mod common {
+    pub mod canary;
+    pub mod http;
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
 use common::canary::{Canary, rss_kib};
+use common::server::TestServer;
 use common::stomp_client::Client;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

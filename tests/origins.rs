@@ -1,10 +1,15 @@
 //! Origins: same-origin by default, `server.allowed_origins` patterns, 403 for
 //! the rest on the WebSocket and SSE, and CORS answers on the HTTP API.
 
-mod common;
+mod common {
+    pub mod http;
+    pub mod server;
+    pub mod sse;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
 use common::http;
+use common::server::TestServer;
 use common::sse::SseClient;
 use common::stomp_client::Client;
 

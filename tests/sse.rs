@@ -1,9 +1,14 @@
 //! Server-sent events with a real HTTP client reading the stream.
 
-mod common;
+mod common {
+    pub mod http;
+    pub mod server;
+    pub mod sse;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
 use common::http::{get, request};
+use common::server::TestServer;
 use common::sse::{SseClient, SseItem};
 use common::stomp_client::Client;
 use std::time::Duration;

@@ -1,9 +1,12 @@
 //! Over real WebSockets: subprotocol and version negotiation, heart-beats,
 //! protocol errors, and graceful shutdown.
 
-mod common;
+mod common {
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
+use common::server::TestServer;
 use common::stomp_client::{Client, Event};
 use std::time::Duration;
 use stomphub::stomp::{Command, Frame};

@@ -1,9 +1,12 @@
 //! Over real WebSockets: publish/subscribe, fan-out, ordering, patterns,
 //! transactions and the slow-consumer policy.
 
-mod common;
+mod common {
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
+use common::server::TestServer;
 use common::stomp_client::{Client, Event};
 use std::time::Duration;
 use stomphub::stomp::{Command, Frame};

@@ -1,7 +1,7 @@
 //! A canary subscriber that must receive every message while bad clients come
 //! and go, and the process's resident memory, for the hostile-input suites.
 
-use super::TestServer;
+use super::server::TestServer;
 use super::stomp_client::Client;
 
 /// A subscriber that must see every message published while bad clients come and go.

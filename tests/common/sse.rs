@@ -37,6 +37,7 @@ pub enum SseItem {
 pub struct SseClient {
     stream: TcpStream,
     pub status: u16,
+    #[allow(dead_code, reason = "not every test binary reads it")]
     pub head: String,
     /// Received body bytes, still in HTTP chunks.
     raw: BytesMut,
@@ -238,6 +239,7 @@ impl SseClient {
     }
 
     /// The next event's id, name and data, skipping comments and retry advice.
+    #[allow(dead_code, reason = "not every test binary calls it")]
     pub async fn event(&mut self) -> (Option<String>, String, String) {
         let text = |bytes: &Bytes| String::from_utf8_lossy(bytes).into_owned();
         loop {

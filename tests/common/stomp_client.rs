@@ -94,6 +94,7 @@ pub struct Client {
     pub sender: Sender,
     pub receiver: Receiver,
     /// The subprotocol the server chose.
+    #[allow(dead_code, reason = "only the subprotocol test reads it")]
     pub protocol: Option<String>,
 }
 
@@ -269,6 +270,7 @@ impl Sender {
     }
 
     /// Sends a WebSocket close: a polite goodbye, where dropping would just cut the TCP connection.
+    #[allow(dead_code, reason = "bench/ closes politely; tests just drop")]
     pub async fn close(mut self) {
         let _ = self.sink.close().await;
     }
@@ -361,6 +363,7 @@ impl Client {
     }
 
     /// Opens and completes CONNECT as a STOMP 1.2 client without heart-beats.
+    #[allow(dead_code, reason = "not every test binary calls it")]
     pub async fn connect(url: &str) -> Client {
         Client::connect_as(url, None).await
     }
@@ -377,6 +380,7 @@ impl Client {
         self.sender.send(&frame).await.expect("send");
     }
 
+    #[allow(dead_code, reason = "not every test binary calls it")]
     pub async fn send_raw(&mut self, bytes: &[u8]) {
         self.sender
             .send_message(Message::Binary(Bytes::copy_from_slice(bytes)))
@@ -409,6 +413,7 @@ impl Client {
     }
 
     /// A frame if one arrives within `limit` before the connection closes.
+    #[allow(dead_code, reason = "not every test binary calls it")]
     pub async fn frame_within(&mut self, limit: Duration) -> Option<Frame> {
         match tokio::time::timeout(limit, self.receiver.next_frame()).await {
             Ok(Ok(frame)) => Some(frame),
@@ -418,6 +423,7 @@ impl Client {
     }
 
     /// Waits for an ERROR frame and then the close; returns the ERROR's message header.
+    #[allow(dead_code, reason = "not every test binary calls it")]
     pub async fn error_then_close(&mut self) -> String {
         let frame = self.frame().await;
         assert_eq!(frame.command, Command::Error, "{frame:?}");
@@ -435,12 +441,14 @@ impl Client {
     }
 
     /// SUBSCRIBE with a receipt, so the subscription is in place on return.
+    #[allow(dead_code, reason = "not every test binary calls it")]
     pub async fn subscribe(&mut self, id: &str, destination: &str) {
         subscribe(&mut self.sender, &mut self.receiver, id, destination)
             .await
             .unwrap_or_else(|error| panic!("{error}"));
     }
 
+    #[allow(dead_code, reason = "not every test binary calls it")]
     pub async fn publish(&mut self, destination: &str, body: &str) {
         self.send(
             Frame::new(Command::Send)

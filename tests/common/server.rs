@@ -1,15 +1,12 @@
-//! Test harness: the real server on an ephemeral loopback port with the
-//! repository's broker.toml, and the helpers the tests share.
-
-#![allow(dead_code)]
-
-pub mod auth;
-pub mod canary;
-pub mod cluster;
-pub mod http;
-pub mod process;
-pub mod sse;
-pub mod stomp_client;
+//! The real server in this test process, on an ephemeral loopback port with
+//! the repository's broker.toml.
+//!
+//! Every integration test binary compiles its own copy of the helpers it
+//! mounts, and a helper that binary never calls is dead code there. So there
+//! is no `tests/common/mod.rs` that pulls in everything: each test names the
+//! modules it uses, `mod common { pub mod server; pub mod stomp_client; }`, and
+//! the helpers that only some of a module's users call carry their own
+//! `#[allow(dead_code)]` with the reason.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,12 +27,16 @@ pub fn default_config() -> Config {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    #[allow(dead_code, reason = "only the shutdown test reads it")]
     pub handle: ShutdownHandle,
+    #[allow(dead_code, reason = "not every test binary reads it")]
     pub template: MessagingTemplate,
+    #[allow(dead_code, reason = "only the shutdown test reads it")]
     pub task: JoinHandle<Result<(), ServerError>>,
 }
 
 impl TestServer {
+    #[allow(dead_code, reason = "not every test binary calls it")]
     pub async fn start() -> TestServer {
         TestServer::start_with(|_| {}).await
     }
@@ -61,6 +62,7 @@ impl TestServer {
         }
     }
 
+    #[allow(dead_code, reason = "not every test binary calls it")]
     pub fn url(&self) -> String {
         format!("ws://{}/endpoint-websocket", self.addr)
     }
