@@ -2,11 +2,17 @@
 //! or SEND gets an ERROR naming the destination, wildcards cannot reach around a
 //! rule, and one user's `/user/...` messages never reach another user.
 
-mod common;
+mod common {
+    pub mod auth;
+    pub mod server;
+    pub mod sse;
+    pub mod stomp_client;
+}
 
 use common::auth;
+use common::server::TestServer;
 use common::sse::SseClient;
-use common::{Client, TestServer};
+use common::stomp_client::Client;
 use std::time::Duration;
 use stomphub::config::AclRuleConfig;
 use stomphub::stomp::{Command, Frame};
@@ -100,7 +106,7 @@ async fn rules_decide_who_subscribes_and_sends() {
         bob.frame().await.get("destination"),
         Some("/topic/game_chat")
     );
-    let mut anonymous = server.client().await;
+    let mut anonymous = Client::connect(&server.url()).await;
     denied(
         &mut anonymous,
         send("/app/v1/chat"),

@@ -1,8 +1,12 @@
 //! Events, handshake and channel interceptors, and broker.toml routes over real WebSockets.
 
-mod common;
+mod common {
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::{Client, TestServer};
+use common::server::TestServer;
+use common::stomp_client::Client;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stomphub::AppBuilder;
@@ -189,7 +193,7 @@ async fn a_channel_interceptor_drops_inbound_frames_and_stamps_outbound_messages
     let mut app = AppBuilder::new();
     app.channel_interceptor(Filter);
     let server = TestServer::start_with_app(|_| {}, app).await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("s", "/topic/filtered").await;
     client
         .send(

@@ -1,9 +1,13 @@
 //! `/app` handlers over real WebSockets: reply policies, variables, user
 //! destinations, subscribe mappings, exception handling, the template.
 
-mod common;
+mod common {
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::{Client, TestServer};
+use common::server::TestServer;
+use common::stomp_client::Client;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use stomphub::AppBuilder;
@@ -80,7 +84,7 @@ fn send(destination: &str, body: &str) -> Frame {
 #[tokio::test]
 async fn send_to_publishes_the_json_result_to_the_broker() {
     let server = server().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("g", "/topic/greetings").await;
     client
         .send(send("/app/greet", r#"{"name":"世界"}"#).header("content-type", "application/json"))
@@ -99,7 +103,7 @@ async fn send_to_publishes_the_json_result_to_the_broker() {
 #[tokio::test]
 async fn without_send_to_the_result_goes_to_topic_plus_the_input_destination() {
     let server = server().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("e", "/topic/echo").await;
     client.send(send("/app/echo", "ping")).await;
     let message = client.frame().await;
@@ -110,7 +114,7 @@ async fn without_send_to_the_result_goes_to_topic_plus_the_input_destination() {
 #[tokio::test]
 async fn destination_variables_reach_the_handler_and_the_reply_destination() {
     let server = server().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("r", "/topic/room/7").await;
     client.send(send("/app/room/7/say", "hi")).await;
     assert_eq!(client.frame().await.body.as_ref(), b"room 7 heard hi");
@@ -119,7 +123,7 @@ async fn destination_variables_reach_the_handler_and_the_reply_destination() {
 #[tokio::test]
 async fn handlers_of_one_session_run_in_order() {
     let server = server().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("e", "/topic/echo").await;
     for n in 0..200 {
         client.send(send("/app/echo", &n.to_string())).await;
@@ -215,14 +219,14 @@ async fn the_template_reaches_users_and_topics_from_a_spawned_task() {
 #[tokio::test]
 async fn a_subscribe_mapping_answers_that_subscription_only() {
     let server = server().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("snap", "/app/initial").await;
     let message = client.frame().await;
     assert_eq!(message.get("subscription"), Some("snap"));
     assert_eq!(message.get("destination"), Some("/app/initial"));
     let reply: Reply = serde_json::from_slice(&message.body).unwrap();
     assert!(reply.text.starts_with("snapshot for "));
-    let mut other = server.client().await;
+    let mut other = Client::connect(&server.url()).await;
     other.subscribe("x", "/topic/quiet").await;
     assert!(
         other
@@ -235,7 +239,7 @@ async fn a_subscribe_mapping_answers_that_subscription_only() {
 #[tokio::test]
 async fn handler_errors_go_to_user_queue_errors_and_keep_the_session() {
     let server = server().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("errors", "/user/queue/errors").await;
     client.send(send("/app/fail", "soft")).await;
     let message = client.frame().await;
@@ -259,7 +263,7 @@ async fn handler_errors_go_to_user_queue_errors_and_keep_the_session() {
 #[tokio::test]
 async fn a_fatal_handler_error_ends_the_session_with_an_error_frame() {
     let server = server().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.send(send("/app/fail", "fatal")).await;
     let message = client.error_then_close().await;
     assert_eq!(message, "application handler failed: cannot continue");
@@ -275,7 +279,7 @@ async fn a_custom_exception_handler_replaces_the_default() {
         ))
     });
     let server = TestServer::start_with_app(|_| {}, app).await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("p", "/user/queue/problems").await;
     client.send(send("/app/fail", "soft")).await;
     assert_eq!(client.frame().await.body.as_ref(), b"custom: bad input");
@@ -284,7 +288,7 @@ async fn a_custom_exception_handler_replaces_the_default() {
 #[tokio::test]
 async fn silent_handlers_publish_nothing() {
     let server = server().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("all", "/topic/**").await;
     client
         .send(send("/app/silent", "x").header("receipt", "done"))

@@ -2,23 +2,68 @@
 //! JWT bearer tokens (HS256, RS256) from each place a client can put them, and
 //! user streams that only their user can open.
 
-mod common;
+mod common {
+    pub mod auth;
+    pub mod server;
+    pub mod sse;
+    pub mod stomp_client;
+}
 
 use common::auth::{self, SECRET};
+use common::server::TestServer;
 use common::sse::SseClient;
-use common::{Client, TestServer};
+use common::stomp_client::Client;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::time::Duration;
+use stomphub::config::{JwtAlgorithm, JwtConfig, UserConfig};
 use stomphub::stomp::Command;
+
+/// A password user for `config.auth.users`.
+fn user(name: &str, password_hash: String, roles: &[&str]) -> UserConfig {
+    UserConfig {
+        name: name.into(),
+        password_hash,
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn rs256_config() -> JwtConfig {
+    JwtConfig {
+        algorithm: JwtAlgorithm::RS256,
+        secret: String::new(),
+        secret_file: None,
+        public_key_file: Some(fixture("jwt-rs256-public.pem")),
+        issuer: "https://issuer.test".into(),
+        audience: String::new(),
+        roles_claim: "roles".into(),
+        leeway_s: 0,
+    }
+}
+
+/// An RS256 token signed with the fixture's private key.
+fn rs256(sub: &str, issuer: &str) -> String {
+    let pem = std::fs::read(fixture("jwt-rs256-private.pem")).expect("fixture key");
+    let claims = serde_json::json!({ "sub": sub, "iss": issuer, "exp": auth::now() + 300 });
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(&pem).expect("RSA key"),
+    )
+    .expect("sign")
+}
 
 async fn password_server() -> TestServer {
     let alice = stomphub::hash_password("wonderland").unwrap();
     let bob = bcrypt::hash("builder", 4).unwrap();
     TestServer::start_with(move |config| {
         config.auth.anonymous = false;
-        config.auth.users = vec![
-            auth::user("alice", alice, &["admin"]),
-            auth::user("bob", bob, &[]),
-        ];
+        config.auth.users = vec![user("alice", alice, &["admin"]), user("bob", bob, &[])];
     })
     .await
 }
@@ -131,14 +176,14 @@ async fn bad_tokens_are_refused_with_the_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rs256_tokens_are_checked_against_the_public_key_and_issuer() {
     let server = TestServer::start_with(|config| {
-        config.auth.jwt = Some(auth::rs256_config());
+        config.auth.jwt = Some(rs256_config());
     })
     .await;
     let url = server.url();
-    let token = auth::rs256("erin", "https://issuer.test");
+    let token = rs256("erin", "https://issuer.test");
     let (_client, reply) = Client::connect_with(&url, &[("passcode", &token)]).await;
     assert_eq!(reply.get("user-name"), Some("erin"), "{reply:?}");
-    let wrong_issuer = auth::rs256("erin", "https://other.test");
+    let wrong_issuer = rs256("erin", "https://other.test");
     refused_with(&url, &[("passcode", &wrong_issuer)], "InvalidIssuer").await;
     // An HS256 token signed with the public key as secret (algorithm confusion) fails.
     let hs = auth::hs256("erin", &[], 300);

@@ -2,11 +2,16 @@
 //! ERROR or a close; a canary subscriber keeps receiving every message; the
 //! server's memory stays bounded.
 
-mod common;
+mod common {
+    pub mod canary;
+    pub mod http;
+    pub mod server;
+    pub mod stomp_client;
+}
 
 use common::canary::{Canary, rss_kib};
-use common::{Client, Event, TestServer};
-use futures_util::SinkExt;
+use common::server::TestServer;
+use common::stomp_client::{Client, Event};
 use std::time::Duration;
 use stomphub::stomp::Command;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
@@ -93,8 +98,8 @@ async fn an_endless_body_fed_slowly_is_cut_at_the_limit() {
     let mut refused = false;
     for _ in 0..64 {
         if client
-            .ws
-            .send(Message::Binary(Bytes::from(chunk.clone())))
+            .sender
+            .send_message(Message::Binary(Bytes::from(chunk.clone())))
             .await
             .is_err()
         {
@@ -143,7 +148,7 @@ async fn a_client_flooding_frames_is_rate_limited_and_does_not_starve_others() {
     let flood = tokio::spawn(async move {
         for _ in 0..200 {
             let message = Message::Binary(Bytes::from(batch.clone()));
-            if flooder.ws.send(message).await.is_err() {
+            if flooder.sender.send_message(message).await.is_err() {
                 break;
             }
         }

@@ -1,8 +1,11 @@
 //! The `stomphub` binary: serve with SIGTERM shutdown, check-config, config errors.
 
-mod common;
+mod common {
+    pub mod process;
+    pub mod stomp_client;
+}
 
-use common::Client;
+use common::stomp_client::Client;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 

@@ -5,14 +5,20 @@
 //! nginx), and Redis stopped for 5 s and started again.
 //! Needs redis-server, redis-cli and nginx; scripts/test.sh installs them.
 
-mod common;
+mod common {
+    pub mod cluster;
+    pub mod http;
+    pub mod process;
+    pub mod sse;
+    pub mod stomp_client;
+}
 
-use common::Client;
 use common::cluster::{
     Nginx, Node, Redis, free_port, node_config, scratch, sentinel_node_config, skip_without_tools,
 };
 use common::http::{get, post_json};
 use common::sse::SseClient;
+use common::stomp_client::Client;
 use std::time::{Duration, Instant};
 use stomphub::stomp::Command;
 

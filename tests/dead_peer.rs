@@ -5,7 +5,9 @@
 //! within idle + interval x retries, and its Disconnect event fire once.
 //! Needs root and `ip` (iproute2), as CI has; the test script installs iproute2.
 
-mod common;
+mod common {
+    pub mod server;
+}
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -110,7 +112,7 @@ async fn a_peer_that_vanishes_without_a_fin_is_gone_within_the_keepalive_bound()
     app.on_event(move |event| {
         seen.lock().unwrap().push((event.kind, Instant::now()));
     });
-    let server = common::TestServer::start_with_app(
+    let server = common::server::TestServer::start_with_app(
         move |config| {
             config.server.bind = format!("10.231.{n}.1:0").parse().unwrap();
             config.stomp.heartbeat = [0, 0];

@@ -1,18 +1,23 @@
 //! The seeds' demo and the HTTP API, with the default broker.toml.
 
-mod common;
+mod common {
+    pub mod http;
+    pub mod server;
+    pub mod stomp_client;
+}
 
 use common::http::{get, post_json};
-use common::{Client, TestServer};
+use common::server::TestServer;
+use common::stomp_client::Client;
 use std::time::Duration;
 use stomphub::stomp::{Command, Frame};
 
 #[tokio::test]
 async fn the_seeds_chat_handler_publishes_content_and_time_to_game_chat() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("chat", "/topic/game_chat").await;
-    let mut admin = server.client().await;
+    let mut admin = Client::connect(&server.url()).await;
     admin
         .send(
             Frame::new(Command::Send)
@@ -29,11 +34,11 @@ async fn the_seeds_chat_handler_publishes_content_and_time_to_game_chat() {
 #[tokio::test]
 async fn the_single_chat_handler_reaches_only_that_user() {
     let server = TestServer::start().await;
-    let mut user2 = server.client().await;
+    let mut user2 = Client::connect(&server.url()).await;
     user2.subscribe("me", "/chat/single/2").await;
-    let mut user3 = server.client().await;
+    let mut user3 = Client::connect(&server.url()).await;
     user3.subscribe("me", "/chat/single/3").await;
-    let mut user1 = server.client().await;
+    let mut user1 = Client::connect(&server.url()).await;
     user1
         .send(
             Frame::new(Command::Send)
@@ -54,7 +59,7 @@ async fn the_single_chat_handler_reaches_only_that_user() {
 #[tokio::test]
 async fn the_http_triggers_publish_and_return_the_message() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("chat", "/topic/game_chat").await;
     client.subscribe("me", "/chat/single/2").await;
     let response = get(
@@ -87,7 +92,7 @@ async fn the_http_triggers_publish_and_return_the_message() {
 #[tokio::test]
 async fn the_publish_api_needs_the_token_and_valid_json() {
     let server = TestServer::start_with(|config| config.api.token = "s3cret".into()).await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("p", "/topic/price").await;
 
     let body = r#"{"destination":"/topic/price","headers":{"x-source":"api"},"body":{"BTC":1}}"#;

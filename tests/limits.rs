@@ -2,10 +2,16 @@
 //! and slow handshakes cut at their deadline, the per-session frame rate, and
 //! the server-wide cap on queued bytes with 1,000 clients that never read.
 
-mod common;
+mod common {
+    pub mod canary;
+    pub mod http;
+    pub mod server;
+    pub mod stomp_client;
+}
 
 use common::canary::{Canary, rss_kib};
-use common::{Client, TestServer};
+use common::server::TestServer;
+use common::stomp_client::Client;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -31,8 +37,8 @@ async fn connections_over_the_caps_get_a_503_naming_the_limit() {
     })
     .await;
     let mut canary = Canary::new(&server).await;
-    let _third = server.client().await;
-    let fourth = server.client().await;
+    let _third = Client::connect(&server.url()).await;
+    let fourth = Client::connect(&server.url()).await;
     let refused = Client::try_open(&server.url(), &[], &[]).await;
     let (status, body) = refused.err().expect("the fifth connection is refused");
     assert_eq!(status, 503);
@@ -54,8 +60,8 @@ async fn connections_over_the_caps_get_a_503_naming_the_limit() {
         }
     }
     let server = TestServer::start_with(|config| config.limits.max_connections = 2).await;
-    let _a = server.client().await;
-    let _b = server.client().await;
+    let _a = Client::connect(&server.url()).await;
+    let _b = Client::connect(&server.url()).await;
     let (status, _) = Client::try_open(&server.url(), &[], &[])
         .await
         .err()
@@ -114,7 +120,7 @@ async fn a_client_within_its_frame_rate_is_never_cut_off() {
         config.limits.frame_burst = 20;
     })
     .await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("s", "/topic/paced").await;
     for n in 0..100 {
         client.publish("/topic/paced", &n.to_string()).await;
@@ -123,7 +129,7 @@ async fn a_client_within_its_frame_rate_is_never_cut_off() {
     for n in 0..100 {
         assert_eq!(client.frame().await.body, n.to_string().as_bytes());
     }
-    let mut fast = server.client().await;
+    let mut fast = Client::connect(&server.url()).await;
     // 100 frames in one WebSocket message: far over 200 per second.
     fast.send_raw(&b"SEND\ndestination:/topic/paced\n\nx\0".repeat(100))
         .await;
@@ -157,13 +163,13 @@ async fn a_thousand_clients_that_never_read_leave_memory_bounded() {
     let idle = rss_kib();
     let mut sleepers = Vec::new();
     for _ in 0..1000 {
-        let mut client = server.client().await;
+        let mut client = Client::connect(&server.url()).await;
         client.subscribe("s", "/topic/flood").await;
         sleepers.push(client);
     }
-    let mut reader = server.client().await;
+    let mut reader = Client::connect(&server.url()).await;
     reader.subscribe("s", "/topic/flood").await;
-    let mut publisher = server.client().await;
+    let mut publisher = Client::connect(&server.url()).await;
     let body = "x".repeat(16 * 1024);
     // Measured from here: the 2,000 sockets themselves (both ends live in this
     // test process, the clients with tungstenite's 128 KiB read buffers) are set-up cost.

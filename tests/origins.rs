@@ -1,11 +1,17 @@
 //! Origins: same-origin by default, `server.allowed_origins` patterns, 403 for
 //! the rest on the WebSocket and SSE, and CORS answers on the HTTP API.
 
-mod common;
+mod common {
+    pub mod http;
+    pub mod server;
+    pub mod sse;
+    pub mod stomp_client;
+}
 
 use common::http;
+use common::server::TestServer;
 use common::sse::SseClient;
-use common::{Client, TestServer};
+use common::stomp_client::Client;
 
 #[tokio::test]
 async fn foreign_origins_are_refused_by_default() {

@@ -1,10 +1,16 @@
 //! Server-sent events with a real HTTP client reading the stream.
 
-mod common;
+mod common {
+    pub mod http;
+    pub mod server;
+    pub mod sse;
+    pub mod stomp_client;
+}
 
-use common::TestServer;
 use common::http::{get, request};
+use common::server::TestServer;
 use common::sse::{SseClient, SseItem};
+use common::stomp_client::Client;
 use std::time::Duration;
 use stomphub::config::HistoryConfig;
 use stomphub::stomp::{Command, Frame};
@@ -31,7 +37,7 @@ async fn events_arrive_live_with_the_configured_headers() {
         stream.next_within(Duration::from_secs(5)).await,
         Some(SseItem::Retry(3000))
     );
-    let mut stomp = server.client().await;
+    let mut stomp = Client::connect(&server.url()).await;
     stomp.subscribe("s", "/topic/news").await;
     server
         .template
@@ -53,7 +59,7 @@ async fn multi_line_bodies_become_several_data_lines() {
     let mut stream =
         SseClient::open(server.addr, "/sse/subscribe?destination=/topic/text", None).await;
     stream.next_within(Duration::from_secs(5)).await;
-    let mut stomp = server.client().await;
+    let mut stomp = Client::connect(&server.url()).await;
     stomp.publish("/topic/text", "first\nsecond\r\nthird").await;
     let (_, _, data) = stream.event().await;
     assert_eq!(data, "first\nsecond\nthird");
@@ -260,7 +266,7 @@ async fn stomp_subscribers_can_resume_from_the_same_history() {
         config.history = vec![history("/topic/shared", 100)];
     })
     .await;
-    let mut publisher = server.client().await;
+    let mut publisher = Client::connect(&server.url()).await;
     for n in 1..=5 {
         publisher.publish("/topic/shared", &n.to_string()).await;
     }
@@ -268,7 +274,7 @@ async fn stomp_subscribers_can_resume_from_the_same_history() {
         .send(Frame::new(Command::Disconnect).header("receipt", "r"))
         .await;
     publisher.frame().await;
-    let mut late = server.client().await;
+    let mut late = Client::connect(&server.url()).await;
     late.send(
         Frame::new(Command::Subscribe)
             .header("id", "s")
@@ -296,7 +302,7 @@ async fn sessions_of_both_transports_are_listed_and_can_be_closed_through_the_ap
     .await;
     let mut stream =
         SseClient::open(server.addr, "/sse/subscribe?destination=/topic/a", None).await;
-    let _stomp = server.client().await;
+    let _stomp = Client::connect(&server.url()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let stats = get(server.addr, "/api/stats").await.json();
     assert_eq!(stats["transports"]["sse"], 1);

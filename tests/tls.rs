@@ -3,9 +3,11 @@
 //! encrypted WebSocket, the HTTP API over https, and a plain-text client that
 //! fails its handshake without disturbing anyone.
 
-mod common;
+mod common {
+    pub mod server;
+}
 
-use common::TestServer;
+use common::server::TestServer;
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::sync::Arc;
@@ -135,7 +137,7 @@ async fn stomp_runs_over_wss_and_the_api_over_https() {
 
 #[tokio::test]
 async fn a_missing_or_mismatched_certificate_stops_the_start_with_the_key_named() {
-    let mut config = common::default_config();
+    let mut config = common::server::default_config();
     config.server.tls = Some(TlsConfig {
         cert_file: "/nonexistent/cert.pem".into(),
         key_file: "/nonexistent/key.pem".into(),
@@ -149,7 +151,7 @@ async fn a_missing_or_mismatched_certificate_stops_the_start_with_the_key_named(
     let second = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let other_key = first.config.key_file.with_file_name("other-key.pem");
     std::fs::write(&other_key, second.signing_key.serialize_pem()).unwrap();
-    let mut config = common::default_config();
+    let mut config = common::server::default_config();
     config.server.tls = Some(TlsConfig {
         cert_file: first.config.cert_file.clone(),
         key_file: other_key,

@@ -1,11 +1,25 @@
 //! Over real WebSockets: subprotocol and version negotiation, heart-beats,
 //! protocol errors, and graceful shutdown.
 
-mod common;
+mod common {
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::{Client, Event, TestServer};
+use common::server::TestServer;
+use common::stomp_client::{Client, Event};
 use std::time::Duration;
 use stomphub::stomp::{Command, Frame};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Sends `text` as one WebSocket text message, the way browser clients send frames.
+async fn send_text(client: &mut Client, text: &str) {
+    client
+        .sender
+        .send_message(Message::text(text))
+        .await
+        .expect("send");
+}
 
 #[tokio::test]
 async fn the_newest_offered_subprotocol_is_selected_and_none_is_accepted() {
@@ -60,9 +74,11 @@ async fn every_stomp_version_can_connect() {
 async fn the_stomp_command_connects_like_connect_and_text_frames_work() {
     let server = TestServer::start().await;
     let mut client = Client::open(&server.url(), &["v12.stomp"]).await;
-    client
-        .send_text("STOMP\naccept-version:1.2\nhost:localhost\n\n\0")
-        .await;
+    send_text(
+        &mut client,
+        "STOMP\naccept-version:1.2\nhost:localhost\n\n\0",
+    )
+    .await;
     assert_eq!(client.frame().await.get("heart-beat"), Some("10000,10000"));
 }
 
@@ -117,7 +133,7 @@ async fn a_client_that_heart_beats_stays_connected() {
     assert_eq!(client.frame().await.command, Command::Connected);
     for _ in 0..8 {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        client.send_text("\n").await;
+        send_text(&mut client, "\n").await;
     }
     client.subscribe("alive", "/topic/still-here").await;
 }
@@ -125,7 +141,7 @@ async fn a_client_that_heart_beats_stays_connected() {
 #[tokio::test]
 async fn protocol_errors_end_only_the_offending_session() {
     let server = TestServer::start().await;
-    let mut canary = server.client().await;
+    let mut canary = Client::connect(&server.url()).await;
     canary.subscribe("c", "/topic/canary").await;
     let cases: [(&[u8], &str); 9] = [
         (b"SEND\ndestination:/topic/a\n\n\0", "expected CONNECT or STOMP as the first frame, got SEND"),
@@ -156,7 +172,7 @@ async fn protocol_errors_end_only_the_offending_session() {
         );
         client.closed().await;
     }
-    let mut publisher = server.client().await;
+    let mut publisher = Client::connect(&server.url()).await;
     publisher.publish("/topic/canary", "still serving").await;
     assert_eq!(canary.frame().await.body.as_ref(), b"still serving");
 }
@@ -164,7 +180,7 @@ async fn protocol_errors_end_only_the_offending_session() {
 #[tokio::test]
 async fn an_error_answers_the_receipt_of_the_offending_frame() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client
         .send(
             Frame::new(Command::Send)
@@ -191,7 +207,7 @@ async fn a_client_that_never_connects_is_dropped_after_connect_timeout() {
 #[tokio::test]
 async fn disconnect_with_receipt_is_answered_then_closed() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client
         .send(Frame::new(Command::Disconnect).header("receipt", "77"))
         .await;
@@ -204,7 +220,7 @@ async fn shutdown_flushes_and_closes_every_session_with_going_away() {
     let server = TestServer::start().await;
     let mut clients = Vec::new();
     for _ in 0..5 {
-        clients.push(server.client().await);
+        clients.push(Client::connect(&server.url()).await);
     }
     server.handle.shutdown();
     for client in &mut clients {

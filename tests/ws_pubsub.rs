@@ -1,9 +1,13 @@
 //! Over real WebSockets: publish/subscribe, fan-out, ordering, patterns,
 //! transactions and the slow-consumer policy.
 
-mod common;
+mod common {
+    pub mod server;
+    pub mod stomp_client;
+}
 
-use common::{Event, TestServer};
+use common::server::TestServer;
+use common::stomp_client::{Client, Event};
 use std::time::Duration;
 use stomphub::stomp::{Command, Frame};
 
@@ -12,9 +16,9 @@ const SEED_TEXT: &str = "服务端主动推送技术☞WebSocket：弹幕，网�
 #[tokio::test]
 async fn a_message_carries_its_headers_and_utf8_body_to_the_subscriber() {
     let server = TestServer::start().await;
-    let mut subscriber = server.client().await;
+    let mut subscriber = Client::connect(&server.url()).await;
     subscriber.subscribe("sub-0", "/topic/game_chat").await;
-    let mut publisher = server.client().await;
+    let mut publisher = Client::connect(&server.url()).await;
     publisher
         .send(
             Frame::new(Command::Send)
@@ -47,11 +51,11 @@ async fn one_publish_fans_out_to_a_hundred_subscribers() {
     let server = TestServer::start().await;
     let mut subscribers = Vec::new();
     for n in 0..100 {
-        let mut client = server.client().await;
+        let mut client = Client::connect(&server.url()).await;
         client.subscribe(&format!("s{n}"), "/topic/game_chat").await;
         subscribers.push(client);
     }
-    let mut publisher = server.client().await;
+    let mut publisher = Client::connect(&server.url()).await;
     for n in 0..5 {
         publisher
             .publish("/topic/game_chat", &format!("round {n}"))
@@ -77,9 +81,9 @@ async fn one_publish_fans_out_to_a_hundred_subscribers() {
 async fn ten_thousand_messages_from_one_publisher_arrive_complete_and_in_order() {
     // As fast as the socket allows: far past the default frame rate, which is not under test here.
     let server = TestServer::start_with(|config| config.limits.max_frames_per_second = 0).await;
-    let mut subscriber = server.client().await;
+    let mut subscriber = Client::connect(&server.url()).await;
     subscriber.subscribe("all", "/topic/sequence").await;
-    let mut publisher = server.client().await;
+    let mut publisher = Client::connect(&server.url()).await;
     let sending = tokio::spawn(async move {
         for n in 0..10_000 {
             publisher.publish("/topic/sequence", &n.to_string()).await;
@@ -104,7 +108,7 @@ async fn ten_thousand_messages_from_one_publisher_arrive_complete_and_in_order()
 #[tokio::test]
 async fn unsubscribe_stops_delivery() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("x", "/topic/a").await;
     client.publish("/topic/a", "before").await;
     assert_eq!(client.frame().await.body.as_ref(), b"before");
@@ -128,11 +132,11 @@ async fn unsubscribe_stops_delivery() {
 #[tokio::test]
 async fn pattern_subscriptions_match_like_spring() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     client.subscribe("star", "/topic/game.*").await;
     client.subscribe("deep", "/topic/**").await;
     client.subscribe("single", "/chat/single/{id}").await;
-    let mut publisher = server.client().await;
+    let mut publisher = Client::connect(&server.url()).await;
     publisher.publish("/topic/game.chat", "1").await;
     publisher.publish("/topic/other/deep", "2").await;
     publisher.publish("/chat/single/2", "3").await;
@@ -156,9 +160,9 @@ async fn pattern_subscriptions_match_like_spring() {
 #[tokio::test]
 async fn point_to_point_chat_reaches_only_that_user() {
     let server = TestServer::start().await;
-    let mut user1 = server.client().await;
+    let mut user1 = Client::connect(&server.url()).await;
     user1.subscribe("me", "/chat/single/1").await;
-    let mut user2 = server.client().await;
+    let mut user2 = Client::connect(&server.url()).await;
     user2.subscribe("me", "/chat/single/2").await;
     user1.publish("/chat/single/2", "1 sent: 你好").await;
     assert_eq!(user2.frame().await.body, "1 sent: 你好".as_bytes());
@@ -173,7 +177,7 @@ async fn point_to_point_chat_reaches_only_that_user() {
 #[tokio::test]
 async fn receipts_are_sent_for_every_frame_that_asks() {
     let server = TestServer::start().await;
-    let mut client = server.client().await;
+    let mut client = Client::connect(&server.url()).await;
     let frames = [
         Frame::new(Command::Subscribe)
             .header("id", "1")
@@ -209,9 +213,9 @@ async fn receipts_are_sent_for_every_frame_that_asks() {
 #[tokio::test]
 async fn transactions_publish_on_commit_and_drop_on_abort_or_disconnect() {
     let server = TestServer::start().await;
-    let mut subscriber = server.client().await;
+    let mut subscriber = Client::connect(&server.url()).await;
     subscriber.subscribe("s", "/topic/tx").await;
-    let mut sender = server.client().await;
+    let mut sender = Client::connect(&server.url()).await;
     let in_tx = |body: &str, tx: &str| {
         Frame::new(Command::Send)
             .header("destination", "/topic/tx")
@@ -264,11 +268,11 @@ async fn transactions_publish_on_commit_and_drop_on_abort_or_disconnect() {
 async fn a_consumer_that_never_reads_is_cut_off_while_a_fast_one_gets_everything() {
     let server =
         TestServer::start_with(|config| config.limits.outbound_queue_bytes = 128 * 1024).await;
-    let mut slow = server.client().await;
+    let mut slow = Client::connect(&server.url()).await;
     slow.subscribe("slow", "/topic/flood").await;
-    let mut fast = server.client().await;
+    let mut fast = Client::connect(&server.url()).await;
     fast.subscribe("fast", "/topic/flood").await;
-    let mut publisher = server.client().await;
+    let mut publisher = Client::connect(&server.url()).await;
     // 32 MiB in all: far beyond what loopback socket buffers hold for a client
     // that never reads. The publisher is paced by the fast subscriber so that
     // only the non-reading one can fall behind.
@@ -322,7 +326,7 @@ async fn a_consumer_that_never_reads_is_cut_off_while_a_fast_one_gets_everything
     let close = ended.expect("a close frame");
     assert_eq!(close.reason.as_str(), "slow consumer");
     // The server keeps serving.
-    let mut after = server.client().await;
+    let mut after = Client::connect(&server.url()).await;
     after.subscribe("after", "/topic/flood").await;
     after.publish("/topic/flood", "still here").await;
     assert_eq!(after.frame().await.body.as_ref(), b"still here");

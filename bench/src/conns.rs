@@ -3,6 +3,7 @@
 
 use crate::client::{self, Target};
 use crate::procfs;
+use crate::stomp_client;
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -64,7 +65,8 @@ pub async fn run(options: ConnsOptions) -> Result<ConnsReport, String> {
                 }
                 let attempt = async {
                     let (mut sender, mut receiver) = client::connect_from(&target, from).await?;
-                    client::subscribe(&mut sender, &mut receiver, "idle", &destination).await?;
+                    stomp_client::subscribe(&mut sender, &mut receiver, "idle", &destination)
+                        .await?;
                     Ok::<_, String>((sender, receiver))
                 };
                 let result = attempt.await;

@@ -1,6 +1,11 @@
 //! Load generation for STOMP-over-WebSocket brokers on loopback: the
 //! `stomphub-bench` scenarios (fan-out, point-to-point, connections) and the
 //! `stomphub-soak` mixed-load run share these parts.
+//!
+//! The STOMP and SSE clients are not kept here: they are the integration
+//! tests' own, mounted from tests/common with `#[path]`, so the load generator
+//! and the tests drive the broker through one copy of the client code. Those
+//! files use only crates this package depends on as well.
 
 pub mod client;
 pub mod conns;
@@ -9,6 +14,9 @@ pub mod p2p;
 pub mod procfs;
 pub mod report;
 pub mod soak;
-pub mod sse_client;
+#[path = "../../tests/common/sse.rs"]
+pub mod sse;
 pub mod stats;
+#[path = "../../tests/common/stomp_client.rs"]
+pub mod stomp_client;
 pub mod subscribers;

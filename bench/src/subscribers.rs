@@ -1,8 +1,10 @@
 //! Subscriber connections shared by the scenarios: each runs on its own task,
 //! counts what it received, and hands back its statistics when told to stop.
 
-use crate::client::{self, Receiver, Target};
+use crate::client::{self, Target};
+use crate::sse::{SseClient, SseItem};
 use crate::stats::SubscriberStats;
+use crate::stomp_client::{self, Receiver};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,9 +38,13 @@ impl BodySource for Receiver {
     }
 }
 
-impl BodySource for crate::sse_client::SseReceiver {
+impl BodySource for SseClient {
     async fn next_body(&mut self) -> Result<Option<Bytes>, String> {
-        self.next_data().await.map(|data| Some(Bytes::from(data)))
+        match self.next().await? {
+            Some(SseItem::Event { event, data, .. }) if event == "message" => Ok(Some(data)),
+            Some(_) => Ok(None),
+            None => Err("SSE stream ended".into()),
+        }
     }
 }
 
@@ -81,7 +87,7 @@ pub async fn start_stomp(
     let mut tasks = Vec::with_capacity(destinations.len());
     for (index, destination) in destinations.iter().enumerate() {
         let (mut sender, mut receiver) = client::connect(&targets[index % targets.len()]).await?;
-        client::subscribe(
+        stomp_client::subscribe(
             &mut sender,
             &mut receiver,
             &format!("bench-{index}"),
@@ -111,10 +117,14 @@ pub async fn start_sse(
     stop: &watch::Receiver<bool>,
     base: Instant,
 ) -> Result<Vec<SubscriberTask>, String> {
-    let authority = crate::sse_client::authority(&target.url)?;
+    let authority = client::authority(&target.url)?;
+    let path = format!("/sse/subscribe?destination={destination}");
     let mut tasks = Vec::with_capacity(count);
     for _ in 0..count {
-        let receiver = crate::sse_client::open(authority, destination).await?;
+        let receiver = SseClient::try_open(authority, &path, None).await?;
+        if receiver.status != 200 {
+            return Err(format!("SSE subscribe refused: {}", receiver.head));
+        }
         let received = Arc::new(AtomicU64::new(0));
         let stats = SubscriberStats::new(publishers, expected_per_publisher);
         let handle = tokio::spawn(run(receiver, stats, received.clone(), stop.clone(), base));

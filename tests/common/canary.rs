@@ -1,7 +1,8 @@
 //! A canary subscriber that must receive every message while bad clients come
 //! and go, and the process's resident memory, for the hostile-input suites.
 
-use super::{Client, TestServer};
+use super::server::TestServer;
+use super::stomp_client::Client;
 
 /// A subscriber that must see every message published while bad clients come and go.
 pub struct Canary {
@@ -12,11 +13,11 @@ pub struct Canary {
 
 impl Canary {
     pub async fn new(server: &TestServer) -> Canary {
-        let mut subscriber = server.client().await;
+        let mut subscriber = Client::connect(&server.url()).await;
         subscriber.subscribe("canary", "/topic/canary").await;
         Canary {
             subscriber,
-            publisher: server.client().await,
+            publisher: Client::connect(&server.url()).await,
             sent: 0,
         }
     }

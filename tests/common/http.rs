@@ -4,12 +4,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[derive(Debug)]
 pub struct HttpResponse {
+    #[allow(dead_code, reason = "not every test binary reads it")]
     pub status: u16,
+    #[allow(dead_code, reason = "not every test binary reads it")]
     pub headers: String,
     pub body: String,
 }
 
 impl HttpResponse {
+    #[allow(dead_code, reason = "not every test binary calls it")]
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
@@ -49,10 +52,12 @@ pub async fn request(
     }
 }
 
+#[allow(dead_code, reason = "not every test binary calls it")]
 pub async fn get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
     request(addr, "GET", path, &[], "").await
 }
 
+#[allow(dead_code, reason = "not every test binary calls it")]
 pub async fn post_json(
     addr: std::net::SocketAddr,
     path: &str,

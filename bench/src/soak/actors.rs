@@ -2,8 +2,9 @@
 //! publishers and subscribers (the ones that are checked), churning clients,
 //! slow consumers that stop reading, and senders of garbage.
 
-use crate::client::{self, Receiver, Sender, Target};
+use crate::client::{self, Target};
 use crate::stats::{self, SubscriberStats};
+use crate::stomp_client::{self, Receiver};
 use crate::subscribers::now_ns;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use stomphub::stomp::{Command, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
 
 pub const TOPIC: &str = "/topic/soak";
 /// Large messages only the slow consumers subscribe to, so their buffers fill in seconds.
@@ -101,7 +103,7 @@ pub async fn subscriber(
     mut done: watch::Receiver<bool>,
 ) -> Result<SubscriberStats, String> {
     let (mut sender, mut receiver) = client::connect(&target).await?;
-    client::subscribe(&mut sender, &mut receiver, &format!("s{id}"), TOPIC).await?;
+    stomp_client::subscribe(&mut sender, &mut receiver, &format!("s{id}"), TOPIC).await?;
     ready.fetch_add(1, Ordering::Relaxed);
     let mut stats = SubscriberStats::new(publishers, 1024);
     loop {
@@ -124,7 +126,7 @@ pub async fn churner(target: Target, tally: Arc<Tally>, mut stop: watch::Receive
     while !stopped(&stop) {
         let result = async {
             let (mut sender, mut receiver) = client::connect(&target).await?;
-            client::subscribe(&mut sender, &mut receiver, "c", TOPIC).await?;
+            stomp_client::subscribe(&mut sender, &mut receiver, "c", TOPIC).await?;
             for _ in 0..3 {
                 let _ =
                     tokio::time::timeout(Duration::from_millis(200), receiver.next_frame()).await;
@@ -199,14 +201,10 @@ pub async fn slow_consumer(
     }
 }
 
-async fn send_raw(sender: &mut Sender, bytes: Vec<u8>) -> Result<(), String> {
-    sender.send_bytes(bytes).await
-}
-
 /// One kind of bad input per round: raw bytes that are not HTTP, binary noise,
 /// an oversized frame, a flood past the frame rate. Each must be refused.
 pub async fn garbage_sender(target: Target, tally: Arc<Tally>, mut stop: watch::Receiver<bool>) {
-    let authority = crate::sse_client::authority(&target.url)
+    let authority = client::authority(&target.url)
         .unwrap_or("127.0.0.1:8080")
         .to_owned();
     let mut round = 0u64;
@@ -236,7 +234,7 @@ pub async fn garbage_sender(target: Target, tally: Arc<Tally>, mut stop: watch::
                         .into_bytes(),
                     _ => b"SEND\ndestination:/topic/void\n\nx\0".repeat(3000),
                 };
-                let _ = send_raw(&mut sender, bytes).await;
+                let _ = sender.send_message(Message::Binary(bytes.into())).await;
                 match tokio::time::timeout(Duration::from_secs(5), receiver.next_frame()).await {
                     Ok(Ok(frame)) => Some(frame.command == Command::Error),
                     Ok(Err(_)) => Some(true),
