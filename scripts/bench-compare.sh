@@ -28,9 +28,10 @@ build_commit() { # name commit
   rm -rf "$dir"
   git worktree remove --force "$dir" 2>/dev/null || true
   git worktree add --detach "$dir" "$commit" >/dev/null
-  CARGO_TARGET_DIR="target/bench-compare/target-$name" cargo build --release -p stomphub \
+  # One target directory for both: dependencies build once.
+  CARGO_TARGET_DIR=target/bench-compare/target cargo build --release -p stomphub \
     --manifest-path "$dir/Cargo.toml"
-  cp "target/bench-compare/target-$name/release/stomphub" "$OUT/stomphub-$name"
+  cp target/bench-compare/target/release/stomphub "$OUT/stomphub-$name"
   git worktree remove --force "$dir"
   echo "$name = $(git rev-parse --short "$commit")"
 }

@@ -10,20 +10,24 @@ pub mod sse;
 pub mod tls;
 pub mod websocket;
 
+use crate::app::session_info::Handshake;
 use crate::hub::Hub;
 use crate::session::Session;
 use crate::session::driver::{self, End, Wire};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-/// Runs one STOMP connection over `wire` to its end; it counts in the
-/// `connections` of `/api/stats` while it runs.
+/// Opens a session for `handshake` and runs it over `wire` to its end; it
+/// counts in the `connections` of `/api/stats` while it runs.
 pub(crate) async fn run_session<W: Wire>(
     hub: &Hub,
-    mut session: Session,
+    handshake: Handshake,
     wire: W,
     remote: SocketAddr,
 ) {
+    // Opened here, not by the caller: a session held in the caller's future
+    // across this call would be stored twice per connection.
+    let mut session = hub.sessions.open(handshake);
     tracing::info!(session = session.id(), %remote, "connected");
     let connections = &hub.lifecycle.connections;
     connections.fetch_add(1, Ordering::Relaxed);

@@ -60,8 +60,7 @@ pub async fn upgrade(
         .max_frame_size(settings.max_message_size);
     let token = hub.lifecycle.tracker.token();
     ws.on_upgrade(move |socket| async move {
-        let session = hub.sessions.open(handshake);
-        super::run_session(&hub, session, WebSocketWire::new(socket), remote).await;
+        super::run_session(&hub, handshake, WebSocketWire::new(socket), remote).await;
         drop(token);
     })
 }
