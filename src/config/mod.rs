@@ -27,9 +27,6 @@ pub enum ConfigError {
     },
     #[error("{key}: {reason}")]
     Invalid { key: &'static str, reason: String },
-    /// A key or certificate file the configuration names cannot be used.
-    #[error("{0}")]
-    File(String),
 }
 
 impl ConfigError {

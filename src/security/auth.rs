@@ -124,12 +124,7 @@ impl Authenticator {
                 )
             })?;
         }
-        let jwt = config
-            .jwt
-            .as_ref()
-            .map(JwtVerifier::new)
-            .transpose()
-            .map_err(ConfigError::File)?;
+        let jwt = config.jwt.as_ref().map(JwtVerifier::new).transpose()?;
         let users: HashMap<String, User> = config
             .users
             .iter()

@@ -2,7 +2,7 @@
 //! from a PEM file). `sub` names the user; a configured claim lists the roles.
 
 use super::auth::Identity;
-use crate::config::{JwtAlgorithm, JwtConfig};
+use crate::config::{ConfigError, JwtAlgorithm, JwtConfig};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -20,13 +20,15 @@ impl std::fmt::Debug for JwtVerifier {
     }
 }
 
-fn read(path: &std::path::Path, key: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|error| format!("{key}: cannot read {}: {error}", path.display()))
+fn read(path: &std::path::Path, key: &'static str) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|error| {
+        ConfigError::invalid(key, format!("cannot read {}: {error}", path.display()))
+    })
 }
 
 impl JwtVerifier {
     /// Loads the key; errors name the `auth.jwt` key at fault.
-    pub fn new(config: &JwtConfig) -> Result<JwtVerifier, String> {
+    pub fn new(config: &JwtConfig) -> Result<JwtVerifier, ConfigError> {
         let (algorithm, key) = match config.algorithm {
             JwtAlgorithm::HS256 => {
                 let secret = match &config.secret_file {
@@ -37,23 +39,28 @@ impl JwtVerifier {
                     None => config.secret.as_bytes().to_vec(),
                 };
                 if secret.len() < 32 {
-                    return Err(format!(
-                        "auth.jwt: an HS256 secret of {} bytes is too short; use at least 32",
-                        secret.len()
+                    return Err(ConfigError::invalid(
+                        "auth.jwt",
+                        format!(
+                            "an HS256 secret of {} bytes is too short; use at least 32",
+                            secret.len()
+                        ),
                     ));
                 }
                 (Algorithm::HS256, DecodingKey::from_secret(&secret))
             }
             JwtAlgorithm::RS256 => {
-                let path = config
-                    .public_key_file
-                    .as_deref()
-                    .ok_or("auth.jwt: RS256 needs `public_key_file`")?;
+                let path = config.public_key_file.as_deref().ok_or_else(|| {
+                    ConfigError::invalid("auth.jwt", "RS256 needs `public_key_file`")
+                })?;
                 let pem = read(path, "auth.jwt.public_key_file")?;
                 let key = DecodingKey::from_rsa_pem(&pem).map_err(|error| {
-                    format!(
-                        "auth.jwt.public_key_file: {} is not an RSA public key in PEM: {error}",
-                        path.display()
+                    ConfigError::invalid(
+                        "auth.jwt.public_key_file",
+                        format!(
+                            "{} is not an RSA public key in PEM: {error}",
+                            path.display()
+                        ),
                     )
                 })?;
                 (Algorithm::RS256, key)

@@ -46,8 +46,7 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         .tls
         .as_ref()
         .map(crate::transport::tls::acceptor)
-        .transpose()
-        .map_err(ConfigError::File)?;
+        .transpose()?;
     let cluster = Cluster::new(&config.cluster);
     let remote = cluster.clone().map(|cluster| cluster as Arc<dyn Remote>);
     let broker = Broker::with_parts(

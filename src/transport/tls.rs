@@ -2,7 +2,7 @@
 //! `[server.tls]`, and a stream that performs its handshake lazily, inside the
 //! connection's own task, so a slow handshake never holds up the accept loop.
 
-use crate::config::TlsConfig;
+use crate::config::{ConfigError, TlsConfig};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::future::Future;
@@ -15,34 +15,45 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::{Accept, TlsAcceptor};
 
 /// Loads the certificate chain and key; the error names the file and the problem.
-pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, String> {
+pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, ConfigError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert_file)
         .and_then(|certs| certs.collect())
         .map_err(|error| {
-            format!(
-                "server.tls.cert_file: cannot read certificates from {}: {error}",
-                config.cert_file.display()
+            ConfigError::invalid(
+                "server.tls.cert_file",
+                format!(
+                    "cannot read certificates from {}: {error}",
+                    config.cert_file.display()
+                ),
             )
         })?;
     if certs.is_empty() {
-        return Err(format!(
-            "server.tls.cert_file: {} holds no PEM certificate",
-            config.cert_file.display()
+        return Err(ConfigError::invalid(
+            "server.tls.cert_file",
+            format!("{} holds no PEM certificate", config.cert_file.display()),
         ));
     }
     let key = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|error| {
-        format!(
-            "server.tls.key_file: cannot read a private key from {}: {error}",
-            config.key_file.display()
+        ConfigError::invalid(
+            "server.tls.key_file",
+            format!(
+                "cannot read a private key from {}: {error}",
+                config.key_file.display()
+            ),
         )
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|error| format!("server.tls: {error}"))?
+        .map_err(|error| ConfigError::invalid("server.tls", error.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|error| format!("server.tls: the certificate and key do not fit: {error}"))?;
+        .map_err(|error| {
+            ConfigError::invalid(
+                "server.tls",
+                format!("the certificate and key do not fit: {error}"),
+            )
+        })?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
