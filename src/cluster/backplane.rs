@@ -9,6 +9,7 @@
 use super::channels::Target;
 use super::envelope::{self, Envelope, Inbound};
 use super::{Cluster, ClusterError, Forward, Local, lock};
+use crate::broker::remote::RemoteMessage;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use std::collections::HashMap;
@@ -274,13 +275,13 @@ fn add_to_pipeline(
 ) {
     let names = &cluster.names;
     match message {
-        Forward::Message {
+        Forward::Message(RemoteMessage {
             key,
             headers,
             body,
             delivered_locally,
             history,
-        } => {
+        }) => {
             let head = envelope::preamble_head(
                 &cluster.node,
                 cluster.instance,

@@ -42,15 +42,8 @@ pub enum ClusterError {
 /// What the broker hands over to reach other nodes.
 #[derive(Debug)]
 pub enum Forward {
-    /// A message to a broker destination. `history` is the destination's
-    /// retention when it keeps history: Redis then numbers and stores it.
-    Message {
-        key: String,
-        headers: Headers,
-        body: Bytes,
-        delivered_locally: bool,
-        history: Option<usize>,
-    },
+    /// A message to a broker destination; with `history`, Redis numbers and stores it.
+    Message(RemoteMessage),
     /// A message for every session of `user`, on whichever node.
     User {
         user: String,
@@ -87,23 +80,7 @@ impl Remote for Cluster {
     }
 
     fn forward(&self, message: RemoteMessage) -> bool {
-        let RemoteMessage {
-            key,
-            headers,
-            body,
-            delivered_locally,
-            history,
-        } = message;
-        Cluster::forward(
-            self,
-            Forward::Message {
-                key,
-                headers,
-                body,
-                delivered_locally,
-                history,
-            },
-        )
+        Cluster::forward(self, Forward::Message(message))
     }
 }
 

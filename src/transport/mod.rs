@@ -31,19 +31,21 @@ pub(crate) async fn run_session<W: Wire>(
     tracing::info!(session = session.id(), %remote, "connected");
     let connections = &hub.lifecycle.connections;
     connections.fetch_add(1, Ordering::Relaxed);
-    let end = driver::drive(
-        &mut session,
-        wire,
-        hub.sessions.rules(),
-        &hub.lifecycle.shutdown,
-    )
-    .await;
+    serve_session(hub, &mut session, wire, remote).await;
     connections.fetch_sub(1, Ordering::Relaxed);
-    log_end(&session, remote, &end);
 }
 
-/// A slow consumer is worth a warning; every other end is routine.
-pub(crate) fn log_end(session: &Session, remote: SocketAddr, end: &End) {
+/// Runs `session` over `wire` with the hub's rules until either side ends it,
+/// and logs why it ended.
+pub(crate) async fn serve_session<W: Wire>(
+    hub: &Hub,
+    session: &mut Session,
+    wire: W,
+    remote: SocketAddr,
+) {
+    let rules = hub.sessions.rules();
+    let end = driver::drive(session, wire, rules, &hub.lifecycle.shutdown).await;
+    // A slow consumer is worth a warning; every other end is routine.
     match end {
         End::SlowConsumer(_) => {
             tracing::warn!(session = session.id(), %remote, reason = %end, "disconnected")

@@ -11,7 +11,7 @@ use crate::broker::destination::{self, Route};
 use crate::broker::outbound::Outgoing;
 use crate::broker::user_destination::EVERY_USER_DESTINATION;
 use crate::hub::Hub;
-use crate::session::driver::{self, CloseReason, Received, Wire, WireError};
+use crate::session::driver::{CloseReason, Received, Wire, WireError};
 use crate::session::{Flow, Session, SessionError};
 use crate::stomp::{Command, Frame, Version};
 use crate::transport::listener::RemoteAddr;
@@ -248,14 +248,7 @@ async fn open(
     };
     let token = hub.lifecycle.tracker.token();
     tokio::spawn(async move {
-        let end = driver::drive(
-            &mut session,
-            wire,
-            hub.sessions.rules(),
-            &hub.lifecycle.shutdown,
-        )
-        .await;
-        super::log_end(&session, remote, &end);
+        super::serve_session(&hub, &mut session, wire, remote).await;
         drop(token);
     });
     let body = futures_util::stream::once(std::future::ready(preamble.freeze()))
