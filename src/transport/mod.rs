@@ -31,21 +31,24 @@ pub(crate) async fn run_session<W: Wire>(
     tracing::info!(session = session.id(), %remote, "connected");
     let connections = &hub.lifecycle.connections;
     connections.fetch_add(1, Ordering::Relaxed);
-    serve_session(hub, &mut session, wire, remote).await;
+    let end = drive_session(hub, &mut session, wire).await;
     connections.fetch_sub(1, Ordering::Relaxed);
+    log_end(&session, remote, &end);
 }
 
-/// Runs `session` over `wire` with the hub's rules until either side ends it,
-/// and logs why it ended.
-pub(crate) async fn serve_session<W: Wire>(
-    hub: &Hub,
-    session: &mut Session,
+/// Runs `session` over `wire` with the hub's rules until either side ends it.
+// Not an `async fn`: another generator around the driver's would keep its own
+// copy of `wire` for the connection's life.
+pub(crate) fn drive_session<'a, W: Wire + 'a>(
+    hub: &'a Hub,
+    session: &'a mut Session,
     wire: W,
-    remote: SocketAddr,
-) {
-    let rules = hub.sessions.rules();
-    let end = driver::drive(session, wire, rules, &hub.lifecycle.shutdown).await;
-    // A slow consumer is worth a warning; every other end is routine.
+) -> impl Future<Output = End> + Send + 'a {
+    driver::drive(session, wire, hub.sessions.rules(), &hub.lifecycle.shutdown)
+}
+
+/// A slow consumer is worth a warning; every other end is routine.
+pub(crate) fn log_end(session: &Session, remote: SocketAddr, end: &End) {
     match end {
         End::SlowConsumer(_) => {
             tracing::warn!(session = session.id(), %remote, reason = %end, "disconnected")

@@ -248,7 +248,8 @@ async fn open(
     };
     let token = hub.lifecycle.tracker.token();
     tokio::spawn(async move {
-        super::serve_session(&hub, &mut session, wire, remote).await;
+        let end = super::drive_session(&hub, &mut session, wire).await;
+        super::log_end(&session, remote, &end);
         drop(token);
     });
     let body = futures_util::stream::once(std::future::ready(preamble.freeze()))
