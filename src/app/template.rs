@@ -6,7 +6,7 @@ use super::users::UserRegistry;
 use crate::broker::Broker;
 use crate::broker::destination::{self, Route};
 use crate::broker::user_destination::{self, session_key};
-use crate::cluster::{Cluster, Forward};
+use crate::cluster::{Cluster, Forward, UserDelivery};
 use crate::stomp::Headers;
 use serde::Serialize;
 use std::sync::Arc;
@@ -125,31 +125,13 @@ impl MessagingTemplate {
                 body: payload.body.clone(),
             });
         }
-        Ok(self.deliver_to_user_here(user, destination, &headers, payload.body))
-    }
-
-    /// Delivers to `user`'s sessions on this node only (a user message from
-    /// another node arrives here). `destination` was checked where it was sent.
-    pub fn deliver_to_user_here(
-        &self,
-        user: &str,
-        destination: &str,
-        headers: &Headers,
-        body: bytes::Bytes,
-    ) -> usize {
-        let shown = user_destination::shown(destination);
-        self.users
-            .sessions_of(user)
-            .iter()
-            .map(|session| {
-                self.broker.publish_to(
-                    &session_key(session, destination),
-                    &shown,
-                    headers,
-                    body.clone(),
-                )
-            })
-            .sum()
+        Ok(UserDelivery::deliver_to_user_here(
+            self,
+            user,
+            destination,
+            &headers,
+            payload.body,
+        ))
     }
 
     /// Sends to one session's `/user{destination}` subscriptions (`session` as clients see it).
@@ -172,8 +154,10 @@ impl MessagingTemplate {
     }
 }
 
-/// Messages for a user from other nodes reach the user's sessions here.
-impl crate::cluster::UserDelivery for MessagingTemplate {
+/// Delivers to `user`'s sessions on this node only: the local half of
+/// `send_to_user`, and where user messages from other nodes arrive.
+/// `destination` was checked where it was sent.
+impl UserDelivery for MessagingTemplate {
     fn deliver_to_user_here(
         &self,
         user: &str,
@@ -181,6 +165,18 @@ impl crate::cluster::UserDelivery for MessagingTemplate {
         headers: &Headers,
         body: bytes::Bytes,
     ) -> usize {
-        MessagingTemplate::deliver_to_user_here(self, user, destination, headers, body)
+        let shown = user_destination::shown(destination);
+        self.users
+            .sessions_of(user)
+            .iter()
+            .map(|session| {
+                self.broker.publish_to(
+                    &session_key(session, destination),
+                    &shown,
+                    headers,
+                    body.clone(),
+                )
+            })
+            .sum()
     }
 }
