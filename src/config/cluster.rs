@@ -1,7 +1,7 @@
 //! `[cluster]` of `broker.toml`: whether nodes share one broker through Redis,
 //! and how the backplane connects, names its keys and reconnects.
 
-use super::{ConfigError, invalid};
+use super::ConfigError;
 use serde::{Deserialize, Serialize};
 
 /// Which engine carries messages between nodes.
@@ -77,7 +77,7 @@ impl ClusterConfig {
         }
         let supported = ["redis://", "redis+unix://", "unix://"];
         if !supported.iter().any(|scheme| self.url.starts_with(scheme)) {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "cluster.url",
                 format!(
                     "{:?} is not supported: use redis://host:port/db or redis+unix:///socket \
@@ -87,12 +87,12 @@ impl ClusterConfig {
             ));
         }
         if let Err(error) = redis::Client::open(self.url.as_str()) {
-            return Err(invalid("cluster.url", error.to_string()));
+            return Err(ConfigError::invalid("cluster.url", error.to_string()));
         }
         for sentinel in &self.sentinels {
             if !sentinel.starts_with("redis://") || redis::Client::open(sentinel.as_str()).is_err()
             {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "cluster.sentinels",
                     format!(
                         "{:?} is not a redis://host:port address",
@@ -108,14 +108,14 @@ impl ClusterConfig {
                     .chars()
                     .any(|c| c.is_whitespace() || c.is_control()))
         {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "cluster.sentinel_master",
                 "name the master the sentinels monitor (no spaces)",
             ));
         }
         let name_ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
         if self.node_id.len() > 64 || !self.node_id.chars().all(name_ok) {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "cluster.node_id",
                 "use at most 64 letters, digits, '-', '_' or '.'",
             ));
@@ -126,34 +126,40 @@ impl ClusterConfig {
                 c.is_whitespace() || c.is_control() || matches!(c, '*' | '?' | '[' | ']' | '\\')
             })
         {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "cluster.channel_prefix",
                 "needs 1 to 64 characters without spaces or glob characters (* ? [ ] \\)",
             ));
         }
         if self.registry_refresh_ms < 100 || self.registry_refresh_ms * 2 > self.registry_ttl_ms {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "cluster.registry_refresh_ms",
                 "must be at least 100 and at most half of cluster.registry_ttl_ms",
             ));
         }
         if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "cluster.reconnect_min_ms",
                 "must be above 0 and not above cluster.reconnect_max_ms",
             ));
         }
         if self.command_timeout_ms < 10 {
-            return Err(invalid("cluster.command_timeout_ms", "must be at least 10"));
+            return Err(ConfigError::invalid(
+                "cluster.command_timeout_ms",
+                "must be at least 10",
+            ));
         }
         if self.max_pending_publishes == 0 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "cluster.max_pending_publishes",
                 "must be at least 1",
             ));
         }
         if self.history_ttl_ms < 1000 {
-            return Err(invalid("cluster.history_ttl_ms", "must be at least 1000"));
+            return Err(ConfigError::invalid(
+                "cluster.history_ttl_ms",
+                "must be at least 1000",
+            ));
         }
         Ok(())
     }

@@ -39,10 +39,6 @@ impl ConfigError {
     }
 }
 
-fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::invalid(key, reason)
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -373,7 +369,7 @@ impl Config {
         validate_prefixes("stomp.app_prefixes", &self.stomp.app_prefixes)?;
         validate_prefixes("stomp.broker_prefixes", &self.stomp.broker_prefixes)?;
         if self.stomp.broker_prefixes.is_empty() {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "stomp.broker_prefixes",
                 "at least one prefix is needed",
             ));
@@ -381,7 +377,7 @@ impl Config {
         for app in &self.stomp.app_prefixes {
             for broker in &self.stomp.broker_prefixes {
                 if app == broker {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "stomp.app_prefixes",
                         format!("{app:?} is also in stomp.broker_prefixes"),
                     ));
@@ -414,7 +410,7 @@ impl Config {
             1,
         )?;
         if l.max_body_size > l.max_frame_size {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "limits.max_body_size",
                 format!(
                     "{} is larger than limits.max_frame_size ({})",
@@ -423,7 +419,7 @@ impl Config {
             ));
         }
         if l.max_header_line > l.max_frame_size {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "limits.max_header_line",
                 "must not exceed limits.max_frame_size",
             ));
@@ -435,7 +431,7 @@ impl Config {
             100,
         )?;
         if l.max_frames_per_second > 0 && l.frame_burst < 1 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "limits.frame_burst",
                 "must be at least 1 when limits.max_frames_per_second is set",
             ));
@@ -476,11 +472,14 @@ impl Config {
         at_least("sse.heartbeat_ms", self.sse.heartbeat_ms as usize, 100)?;
         at_least("sse.max_destinations", self.sse.max_destinations, 1)?;
         if self.sse.event.is_empty() || self.sse.event.contains(['\r', '\n']) {
-            return Err(invalid("sse.event", "must be a non-empty single line"));
+            return Err(ConfigError::invalid(
+                "sse.event",
+                "must be a non-empty single line",
+            ));
         }
         for (index, interval) in self.stomp.heartbeat.iter().enumerate() {
             if *interval != 0 && *interval < 100 {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "stomp.heartbeat",
                     format!("entry {index} is {interval} ms; use 0 (off) or at least 100"),
                 ));
@@ -505,7 +504,7 @@ impl Config {
 
 fn at_least(key: &'static str, value: usize, minimum: usize) -> Result<(), ConfigError> {
     if value < minimum {
-        return Err(invalid(
+        return Err(ConfigError::invalid(
             key,
             format!("{value} is below the minimum of {minimum}"),
         ));
@@ -515,16 +514,22 @@ fn at_least(key: &'static str, value: usize, minimum: usize) -> Result<(), Confi
 
 fn validate_path(key: &'static str, path: &str) -> Result<(), ConfigError> {
     if !path.starts_with('/') {
-        return Err(invalid(key, format!("{path:?} must start with '/'")));
+        return Err(ConfigError::invalid(
+            key,
+            format!("{path:?} must start with '/'"),
+        ));
     }
     if path.len() > 1 && path.ends_with('/') {
-        return Err(invalid(key, format!("{path:?} must not end with '/'")));
+        return Err(ConfigError::invalid(
+            key,
+            format!("{path:?} must not end with '/'"),
+        ));
     }
     if path
         .chars()
         .any(|c| c.is_whitespace() || c.is_control() || "*?{}".contains(c))
     {
-        return Err(invalid(
+        return Err(ConfigError::invalid(
             key,
             format!("{path:?} contains white space or a pattern character"),
         ));
@@ -536,7 +541,10 @@ fn validate_prefixes(key: &'static str, prefixes: &[String]) -> Result<(), Confi
     for prefix in prefixes {
         validate_path(key, prefix)?;
         if prefix == "/" {
-            return Err(invalid(key, "\"/\" would swallow every destination"));
+            return Err(ConfigError::invalid(
+                key,
+                "\"/\" would swallow every destination",
+            ));
         }
     }
     Ok(())

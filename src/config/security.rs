@@ -2,7 +2,7 @@
 //! rules, `[server.tls]`, with their validation. Decisions are made in
 //! the security module; this module only describes and checks the settings.
 
-use super::{ConfigError, invalid};
+use super::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -113,18 +113,21 @@ pub struct TlsConfig {
 impl AuthConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.query_parameter.is_empty() {
-            return Err(invalid("auth.query_parameter", "must not be empty"));
+            return Err(ConfigError::invalid(
+                "auth.query_parameter",
+                "must not be empty",
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for user in &self.users {
             if user.name.is_empty() || user.name.contains(['/', ',', '\n', '\r']) {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "auth.user.name",
                     format!("{:?} is empty or has '/', ',' or a line break", user.name),
                 ));
             }
             if !names.insert(&user.name) {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "auth.user.name",
                     format!("{:?} appears twice", user.name),
                 ));
@@ -134,13 +137,13 @@ impl AuthConfig {
             match jwt.algorithm {
                 JwtAlgorithm::HS256 => {
                     if jwt.secret.is_empty() == jwt.secret_file.is_none() {
-                        return Err(invalid(
+                        return Err(ConfigError::invalid(
                             "auth.jwt",
                             "HS256 needs exactly one of `secret` and `secret_file`",
                         ));
                     }
                     if jwt.public_key_file.is_some() {
-                        return Err(invalid(
+                        return Err(ConfigError::invalid(
                             "auth.jwt.public_key_file",
                             "is for RS256; HS256 uses `secret` or `secret_file`",
                         ));
@@ -148,10 +151,13 @@ impl AuthConfig {
                 }
                 JwtAlgorithm::RS256 => {
                     if jwt.public_key_file.is_none() {
-                        return Err(invalid("auth.jwt", "RS256 needs `public_key_file`"));
+                        return Err(ConfigError::invalid(
+                            "auth.jwt",
+                            "RS256 needs `public_key_file`",
+                        ));
                     }
                     if !jwt.secret.is_empty() || jwt.secret_file.is_some() {
-                        return Err(invalid(
+                        return Err(ConfigError::invalid(
                             "auth.jwt.secret",
                             "is for HS256; RS256 uses `public_key_file`",
                         ));
