@@ -4,6 +4,7 @@
 
 use crate::app::AppBuilder;
 use crate::app::handler::{HandlerError, Json, Message};
+use crate::app::template::MessagingTemplate;
 use crate::hub::Hub;
 use axum::Router;
 use axum::extract::{Query, State};
@@ -92,8 +93,8 @@ struct Trigger {
     content: String,
 }
 
-fn publish(state: &Hub, destination: &str, message: &OutMessage) -> Response {
-    match state.app.template.convert_and_send(destination, message) {
+fn publish(template: &MessagingTemplate, destination: &str, message: &OutMessage) -> Response {
+    match template.convert_and_send(destination, message) {
         Ok(_) => axum::Json(message).into_response(),
         Err(error) => (
             StatusCode::BAD_REQUEST,
@@ -104,15 +105,21 @@ fn publish(state: &Hub, destination: &str, message: &OutMessage) -> Response {
 }
 
 /// `GET /v1/chat/http?from=&to=&content=`: publishes to `/topic/game_chat` and returns the message.
-async fn chat_http(State(state): State<Arc<Hub>>, Query(trigger): Query<Trigger>) -> Response {
-    publish(&state, GAME_CHAT, &OutMessage::new(trigger.content))
+async fn chat_http(
+    State(template): State<MessagingTemplate>,
+    Query(trigger): Query<Trigger>,
+) -> Response {
+    publish(&template, GAME_CHAT, &OutMessage::new(trigger.content))
 }
 
 /// `GET /v1/chat/single?from=&to=&content=`: sends `"{from} sent: {content}"` to `/chat/single/{to}`.
-async fn chat_single(State(state): State<Arc<Hub>>, Query(trigger): Query<Trigger>) -> Response {
+async fn chat_single(
+    State(template): State<MessagingTemplate>,
+    Query(trigger): Query<Trigger>,
+) -> Response {
     match single_chat_destination(&trigger.to) {
         Ok(destination) => publish(
-            &state,
+            &template,
             &destination,
             &OutMessage::new(format!("{} sent: {}", trigger.from, trigger.content)),
         ),
@@ -140,7 +147,7 @@ pub struct PriceTick {
 
 /// Publishes a random walk of a few prices to `/topic/price` every `every` until `stop` fires.
 pub async fn run_price_feed(
-    template: crate::app::template::MessagingTemplate,
+    template: MessagingTemplate,
     every: std::time::Duration,
     stop: tokio_util::sync::CancellationToken,
 ) {

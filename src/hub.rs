@@ -44,14 +44,10 @@ pub struct Lifecycle {
 /// The configuration sections the transports read.
 #[derive(Debug, Clone)]
 pub struct TransportSettings {
-    /// The STOMP endpoint path (`stomp.endpoint`).
-    pub endpoint: String,
     pub websocket: WebSocketConfig,
     pub sse: SseConfig,
     /// `api.token`; empty leaves the HTTP API open.
     pub api_token: String,
-    /// `stomp.user_from_login`: names are claims, not verified identities.
-    pub user_from_login: bool,
 }
 
 impl Hub {

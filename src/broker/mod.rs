@@ -10,12 +10,12 @@ pub mod registry;
 pub mod remote;
 pub mod user_destination;
 
-use crate::broker::outbound::Outgoing;
 use crate::stomp::{Headers, PreparedMessage};
 use bytes::Bytes;
 use destination::{DestinationError, Pattern, Prefixes};
 use history::History;
 use hooks::{OutboundMessage, PublishHook};
+use outbound::Outgoing;
 use registry::{AckMode, Registry, Subscription};
 use remote::Remote;
 use std::sync::Arc;

@@ -96,11 +96,9 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         origins: OriginPolicy::new(&config.server.allowed_origins)?,
         cluster,
         settings: TransportSettings {
-            endpoint: config.stomp.endpoint.clone(),
             websocket: config.websocket.clone(),
             sse: config.sse.clone(),
             api_token: config.api.token.clone(),
-            user_from_login: config.stomp.user_from_login,
         },
     };
     Ok(Built {

@@ -6,11 +6,6 @@ mod build;
 
 pub use build::check;
 
-/// The hub a configuration builds, without listening (for the fuzz targets).
-pub(crate) fn build_hub(config: &Config, app: AppBuilder) -> Result<Arc<Hub>, ConfigError> {
-    build::build(config, app).map(|built| built.hub)
-}
-
 use crate::app::AppBuilder;
 use crate::app::template::MessagingTemplate;
 use crate::config::{Config, ConfigError};
@@ -44,6 +39,11 @@ pub enum ServerError {
     /// key or certificate file.
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// The hub a configuration builds, without listening (for the fuzz targets).
+pub(crate) fn build_hub(config: &Config, app: AppBuilder) -> Result<Arc<Hub>, ConfigError> {
+    build::build(config, app).map(|built| built.hub)
 }
 
 fn router(hub: Arc<Hub>, config: &Config) -> Router {

@@ -165,7 +165,7 @@ async fn open(
                     format!("{verified:?} may not read the stream of user {user:?}"),
                 );
             }
-            None if hub.settings.user_from_login && !hub.auth().checks_credentials() => {
+            None if hub.app.settings.user_from_login && !hub.auth().checks_credentials() => {
                 // Names are claims on this server, as with STOMP `login`.
                 handshake.user = Some(user);
                 handshake.user_is_claimed = true;
