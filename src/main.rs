@@ -36,18 +36,25 @@ enum Command {
 
 #[derive(Args)]
 struct ConfigArgs {
-    /// Configuration file; built-in defaults are used when the default path does not exist.
+    /// Configuration file [default: broker.toml, or the built-in defaults
+    /// when ./broker.toml does not exist]. A file named here must exist.
     // Global, so that it is read wherever it stands: a copy per subcommand left
     // `stomphub --config x check-config` checking the defaults.
-    #[arg(
-        long,
-        short,
-        global = true,
-        env = "STOMPHUB_CONFIG",
-        default_value = "broker.toml"
-    )]
-    config: PathBuf,
+    #[arg(long, short, global = true, env = "STOMPHUB_CONFIG")]
+    config: Option<PathBuf>,
 }
+
+impl ConfigArgs {
+    /// The file to read; `None` for the built-in defaults.
+    fn path(&self) -> Option<&Path> {
+        match &self.config {
+            Some(path) => Some(path),
+            None => Some(Path::new(DEFAULT_CONFIG)).filter(|path| path.exists()),
+        }
+    }
+}
+
+const DEFAULT_CONFIG: &str = "broker.toml";
 
 #[derive(Args)]
 struct ServeArgs {
@@ -57,12 +64,13 @@ struct ServeArgs {
 }
 
 fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
-    let default_path = Path::new("broker.toml");
-    if args.config == default_path && !default_path.exists() {
-        tracing::info!("no ./broker.toml; using built-in defaults");
-        return Ok(Config::default());
+    match args.path() {
+        Some(path) => Config::load(path),
+        None => {
+            tracing::info!("no ./{DEFAULT_CONFIG}; using built-in defaults");
+            Ok(Config::default())
+        }
     }
-    Config::load(&args.config)
 }
 
 fn main() -> ExitCode {
@@ -89,10 +97,11 @@ fn check_config(args: &ConfigArgs) -> ExitCode {
         Ok(config)
     }) {
         Ok(config) => {
-            println!(
-                "# {} is valid; effective configuration:",
-                args.config.display()
+            let source = args.path().map_or_else(
+                || "the built-in default configuration".to_owned(),
+                |path| path.display().to_string(),
             );
+            println!("# {source} is valid; effective configuration:");
             print!("{}", config.redacted().to_toml());
             ExitCode::SUCCESS
         }

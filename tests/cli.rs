@@ -175,6 +175,27 @@ fn a_bad_config_names_the_key_and_exits_before_binding() {
     );
 }
 
+#[test]
+fn a_config_file_named_on_the_command_line_must_exist() {
+    let dir = std::env::temp_dir().join(format!("stomphub-no-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    // Without ./broker.toml and without --config, the built-in defaults apply...
+    let defaults = run_to_exit(stomphub().current_dir(&dir).arg("check-config"));
+    assert_eq!(defaults.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&defaults.stdout).contains("built-in default configuration"));
+    // ...but a file the user names is never silently replaced by them.
+    let named =
+        run_to_exit(
+            stomphub()
+                .current_dir(&dir)
+                .args(["--config", "broker.toml", "check-config"]),
+        );
+    assert_eq!(named.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&named.stderr);
+    assert!(stderr.contains("cannot read broker.toml"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Writes `text` to a config file in a directory of this test's own (the
 /// tests in this binary run at once) and returns the file's path.
 fn config_file(test: &str, name: &str, text: &str) -> String {
