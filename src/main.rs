@@ -86,7 +86,11 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
         Some(Command::HashPassword) => hash_password(),
-        Some(Command::Serve(args)) => serve(&cli.config, args),
+        // `--bind` may stand before `serve` as well as after it.
+        Some(Command::Serve(args)) => {
+            let bind = args.bind.or(cli.serve.bind);
+            serve(&cli.config, ServeArgs { bind })
+        }
         None => serve(&cli.config, cli.serve),
     }
 }

@@ -293,3 +293,23 @@ async fn serve_uses_the_config_given_before_the_subcommand() {
         Client::connect(&format!("ws://{addr}/from-the-file")).await;
     }
 }
+
+#[test]
+fn bind_is_read_before_or_after_serve() {
+    for before in [true, false] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let bind = format!("127.0.0.1:{port}");
+        let args = if before {
+            vec!["--bind", &bind, "serve"]
+        } else {
+            vec!["serve", "--bind", &bind]
+        };
+        let (child, addr, lines) = common::process::spawn_listening(stomphub().args(&args));
+        let _running = Running(child);
+        std::thread::spawn(move || lines.for_each(drop));
+        assert_eq!(addr, bind, "{args:?}");
+    }
+}
