@@ -1,5 +1,5 @@
 //! Overload limits over real sockets: connection caps answered with 503, idle
-//! and slow handshakes cut at their deadline, the per-session frame rate, and
+//! and slow handshakes cut at their deadline, the per-session frame rate (throttled), and
 //! the server-wide cap on queued bytes with 1,000 clients that never read.
 
 mod common {
@@ -114,7 +114,7 @@ async fn idle_and_trickling_handshakes_are_cut_at_the_deadline() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_within_its_frame_rate_is_never_cut_off() {
+async fn a_client_over_its_frame_rate_is_read_slower_and_never_cut_off() {
     let server = TestServer::start_with(|config| {
         config.limits.max_frames_per_second = 200;
         config.limits.frame_burst = 20;
@@ -130,29 +130,37 @@ async fn a_client_within_its_frame_rate_is_never_cut_off() {
         assert_eq!(client.frame().await.body, n.to_string().as_bytes());
     }
     let mut fast = Client::connect(&server.url()).await;
-    // 100 frames in one WebSocket message: far over 200 per second.
-    fast.send_raw(&b"SEND\ndestination:/topic/paced\n\nx\0".repeat(100))
+    fast.subscribe("s", "/topic/fast").await;
+    // 100 frames in one WebSocket message: far over 200 per second. The
+    // server reads them slower instead of cutting the client off.
+    let started = Instant::now();
+    fast.send_raw(&b"SEND\ndestination:/topic/fast\n\nx\0".repeat(100))
         .await;
-    let message = loop {
+    for _ in 0..100 {
         let frame = fast.frame().await;
-        if frame.command == stomphub::stomp::Command::Error {
-            break frame.get("message").unwrap_or_default().to_owned();
-        }
-    };
+        assert_eq!(
+            frame.command,
+            stomphub::stomp::Command::Message,
+            "{frame:?}"
+        );
+    }
+    // 19 of the burst were left after CONNECT and SUBSCRIBE; 81 at 200 a second.
     assert!(
-        message.contains("200 frames per second (limits.max_frames_per_second, burst 20)"),
-        "{message}"
+        started.elapsed() >= Duration::from_millis(390),
+        "not throttled: {:?}",
+        started.elapsed()
     );
 }
 
 /// 1,000 subscribers stop reading while 16 KiB messages keep coming. Their own
-/// queues (512 KiB each) would hold 500 MiB; the server-wide cap of 16 MiB cuts
-/// them off instead, and a reading subscriber gets every message.
+/// queues (4 MiB each at most) would hold 4 GiB; the server-wide cap of 16 MiB
+/// cuts them off once their writers stall, and a reading subscriber gets every
+/// message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_clients_that_never_read_leave_memory_bounded() {
     const CAP: usize = 16 * 1024 * 1024;
     // The flood may add the cap plus transient batches being written. Without the
-    // cap this test measured +54 MiB and 104 MB queued; with it +14 MiB.
+    // cap this test measured +78 MiB; with it +22 MiB.
     const BOUND_KIB: u64 = 40 * 1024;
     let server = TestServer::start_with(|config| {
         config.limits.max_queued_bytes_total = CAP;
@@ -185,6 +193,7 @@ async fn a_thousand_clients_that_never_read_leave_memory_bounded() {
         }
     });
     let mut max_queued = 0;
+    let started = Instant::now();
     for n in 0..400 {
         publisher.publish("/topic/flood", &body).await;
         let frame = reader.frame().await;
@@ -203,6 +212,17 @@ async fn a_thousand_clients_that_never_read_leave_memory_bounded() {
         before.saturating_sub(idle)
     );
     assert!(grown < BOUND_KIB, "RSS grew by {grown} KiB");
-    assert!(max_queued <= CAP as u64 + 1001 * 17 * 1024, "{max_queued}");
+    // Counted per subscriber, the same shared message is counted 1,001 times,
+    // so the counted peak passes the cap while the cut waits to see which
+    // writers stalled (100 ms); what memory really holds is the RSS above.
+    // The clients that stopped reading are cut, and the count falls back.
+    loop {
+        let stats = common::http::get(server.addr, "/api/stats").await.json();
+        if stats["queued_bytes"].as_u64() < Some(CAP as u64) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{stats}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(sleepers);
 }

@@ -1,21 +1,26 @@
-//! A session's outbound queue: bounded in bytes, filled by any publisher without
-//! waiting, drained in batches by the connection's writer. Over its limit, or
-//! when all queues together pass the server's [`QueueBudget`] while this one is
-//! behind, the queue closes itself (slow-consumer policy) instead of ever
-//! blocking a publisher.
+//! A session's outbound queue: bounded in bytes and time, filled by any
+//! publisher without waiting, drained in batches by the connection's writer.
+//! When it stays above its soft limit too long, passes its hard limit, or is
+//! behind while all queues together pass the server's [`QueueBudget`], the
+//! queue closes itself (slow-consumer policy) instead of ever blocking a
+//! publisher. A reader that falls behind for a moment during a burst is spared.
 
 use crate::stomp::{Frame, PreparedMessage};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// Bytes queued across every session of a server, against one cap.
 #[derive(Debug)]
 pub struct QueueBudget {
     limit: usize,
     used: AtomicUsize,
+    /// Queues drawing on the budget, for each one's fair share of it.
+    queues: AtomicUsize,
 }
 
 impl QueueBudget {
@@ -23,6 +28,7 @@ impl QueueBudget {
         Arc::new(QueueBudget {
             limit,
             used: AtomicUsize::new(0),
+            queues: AtomicUsize::new(0),
         })
     }
 
@@ -30,15 +36,15 @@ impl QueueBudget {
         QueueBudget::new(usize::MAX)
     }
 
-    /// Takes `size` bytes. Past the cap only a queue that was empty may still
-    /// grow (by this one message): it is keeping up, the full ones are not.
-    fn reserve(&self, size: usize, queue_was_empty: bool) -> bool {
+    /// Takes `size` bytes; false when the total is now over the cap.
+    fn take(&self, size: usize) -> bool {
         let before = self.used.fetch_add(size, Ordering::Relaxed);
-        if before.saturating_add(size) > self.limit && !queue_was_empty {
-            self.used.fetch_sub(size, Ordering::Relaxed);
-            return false;
-        }
-        true
+        before.saturating_add(size) <= self.limit
+    }
+
+    /// Each queue's fair share of the cap.
+    fn share(&self) -> usize {
+        self.limit / self.queues.load(Ordering::Relaxed).max(1)
     }
 
     fn release(&self, size: usize) {
@@ -54,24 +60,74 @@ impl QueueBudget {
     }
 }
 
-/// Which cap a slow consumer went over.
+/// A queue its writer has not drained for this long is stalled rather than
+/// busy. Only the server-wide cap uses it, to pick whom to cut. A reading
+/// client's writer takes a batch every few milliseconds, but while hundreds of
+/// stalled sockets are being filled it waits its turn: 300 paused subscribers
+/// at 20 MB/s kept a healthy reader waiting up to 190 ms (docs/security.md).
+const STALLED: Duration = Duration::from_millis(500);
+
+/// Past the server-wide cap, a queue holding this many fair shares of it is
+/// cut even while its writer drains: it bounds the total to a multiple of the
+/// cap. With the defaults and 300 queues a share is 870 KB, and the reader
+/// above peaked at 3.9 MB.
+const SHARES_WITHOUT_STALL: usize = 8;
+
+/// When one session's queue counts as a slow consumer: bytes and time
+/// together, as Spring's `sendBufferSizeLimit` and `sendTimeLimit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Overflow {
-    pub limit: usize,
-    /// The server-wide cap rather than the session's own.
-    pub global: bool,
+pub struct QueueLimits {
+    /// A queue may stay above this for `grace` (`limits.outbound_queue_bytes`).
+    pub soft_bytes: usize,
+    /// `limits.outbound_queue_grace_ms`.
+    pub grace: Duration,
+    /// Above this a queue is cut at once (`limits.outbound_queue_max_bytes`).
+    pub hard_bytes: usize,
+}
+
+impl QueueLimits {
+    /// One limit without grace: cut as soon as the queue goes over `bytes`.
+    pub fn fixed(bytes: usize) -> QueueLimits {
+        QueueLimits {
+            soft_bytes: bytes,
+            grace: Duration::ZERO,
+            hard_bytes: bytes,
+        }
+    }
+}
+
+/// Which rule a slow consumer broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    Hard {
+        limit: usize,
+    },
+    Grace {
+        limit: usize,
+        grace: Duration,
+    },
+    /// The server-wide cap, while this queue held more than its share of it.
+    Global {
+        limit: usize,
+    },
 }
 
 impl fmt::Display for Overflow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.global {
-            write!(
+        match self {
+            Overflow::Hard { limit } => write!(
                 f,
-                "the server's queued bytes went over limits.max_queued_bytes_total = {} while this session was behind",
-                self.limit
-            )
-        } else {
-            write!(f, "outbound queue went over {} bytes", self.limit)
+                "outbound queue went over limits.outbound_queue_max_bytes = {limit}"
+            ),
+            Overflow::Grace { limit, grace } => write!(
+                f,
+                "outbound queue stayed over limits.outbound_queue_bytes = {limit} for longer than limits.outbound_queue_grace_ms = {}",
+                grace.as_millis()
+            ),
+            Overflow::Global { limit } => write!(
+                f,
+                "the server's queued bytes went over limits.max_queued_bytes_total = {limit} while this session was behind"
+            ),
         }
     }
 }
@@ -110,6 +166,10 @@ pub enum Closed {
 struct State {
     items: VecDeque<(Outgoing, usize)>,
     bytes: usize,
+    /// Since when the queue has been above its soft limit without a drain.
+    over_since: Option<Instant>,
+    /// When the writer last took what was queued.
+    drained_at: Option<Instant>,
     closed: Option<Closed>,
 }
 
@@ -117,24 +177,67 @@ struct State {
 pub struct Outbound {
     state: Mutex<State>,
     ready: Notify,
-    limit_bytes: usize,
+    limits: QueueLimits,
     budget: Arc<QueueBudget>,
 }
 
 impl Outbound {
-    /// A queue with only its own limit.
+    /// A queue with one fixed limit and no server-wide budget.
     pub fn new(limit_bytes: usize) -> Self {
-        Outbound::with_budget(limit_bytes, QueueBudget::unlimited())
+        Outbound::with_budget(QueueLimits::fixed(limit_bytes), QueueBudget::unlimited())
     }
 
     /// A queue that also draws on the server-wide `budget`.
-    pub fn with_budget(limit_bytes: usize, budget: Arc<QueueBudget>) -> Self {
+    pub fn with_budget(limits: QueueLimits, budget: Arc<QueueBudget>) -> Self {
+        budget.queues.fetch_add(1, Ordering::Relaxed);
         Outbound {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                // A new client has had no chance to read yet.
+                drained_at: Some(Instant::now()),
+                ..State::default()
+            }),
             ready: Notify::new(),
-            limit_bytes,
+            limits,
             budget,
         }
+    }
+
+    /// Which rule, if any, a queue of `bytes` breaks. Time is read only above
+    /// the soft limit, so a queue that keeps up pays nothing for it.
+    fn overflow_at(&self, state: &mut State, bytes: usize, size: usize) -> Option<Overflow> {
+        let limits = &self.limits;
+        if bytes > limits.hard_bytes {
+            return Some(Overflow::Hard {
+                limit: limits.hard_bytes,
+            });
+        }
+        if bytes > limits.soft_bytes {
+            let now = Instant::now();
+            let since = *state.over_since.get_or_insert(now);
+            if now.saturating_duration_since(since) > limits.grace {
+                return Some(Overflow::Grace {
+                    limit: limits.soft_bytes,
+                    grace: limits.grace,
+                });
+            }
+        }
+        if self.budget.take(size) {
+            return None;
+        }
+        // Past the server-wide cap, clients that stopped reading go first: a
+        // queue over its fair share of the cap is cut once its writer has
+        // stalled, and at once when it holds several shares. A reader that is
+        // behind for a moment, but whose writer keeps draining, stays; the
+        // total stays within a multiple of the cap.
+        let share = self.budget.share();
+        let stalled = state.drained_at.is_none_or(|at| at.elapsed() >= STALLED);
+        if bytes > share.saturating_mul(SHARES_WITHOUT_STALL) || (bytes > share && stalled) {
+            self.budget.release(size);
+            return Some(Overflow::Global {
+                limit: self.budget.limit(),
+            });
+        }
+        None
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -153,20 +256,8 @@ impl Outbound {
             return false;
         }
         let was_empty = state.items.is_empty();
-        let overflow = if state.bytes + size > self.limit_bytes {
-            Some(Overflow {
-                limit: self.limit_bytes,
-                global: false,
-            })
-        } else if !self.budget.reserve(size, was_empty) {
-            Some(Overflow {
-                limit: self.budget.limit(),
-                global: true,
-            })
-        } else {
-            None
-        };
-        if let Some(overflow) = overflow {
+        let bytes = state.bytes + size;
+        if let Some(overflow) = self.overflow_at(&mut state, bytes, size) {
             // Dropping what is queued frees the memory at once; the session
             // ends with an ERROR, so those messages could not be delivered anyway.
             state.items.clear();
@@ -176,7 +267,7 @@ impl Outbound {
             self.ready.notify_one();
             return false;
         }
-        state.bytes += size;
+        state.bytes = bytes;
         state.items.push_back((item, size));
         drop(state);
         if was_empty {
@@ -190,6 +281,8 @@ impl Outbound {
         let mut state = self.state();
         batch.extend(state.items.drain(..).map(|(item, _)| item));
         self.budget.release(std::mem::take(&mut state.bytes));
+        state.over_since = None;
+        state.drained_at = Some(Instant::now());
         state.closed.clone()
     }
 
@@ -234,6 +327,14 @@ impl Outbound {
     }
 }
 
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        let bytes = std::mem::take(&mut self.state().bytes);
+        self.budget.release(bytes);
+        self.budget.queues.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,31 +365,75 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(
             queue.drain_into(&mut batch),
-            Some(Closed::Overflow(Overflow {
-                limit: 100,
-                global: false
-            }))
+            Some(Closed::Overflow(Overflow::Hard { limit: 100 }))
         );
         assert!(batch.is_empty());
     }
 
-    #[test]
-    fn past_the_global_budget_queues_that_are_behind_are_cut_and_pay_back() {
+    fn graced(soft_bytes: usize, hard_bytes: usize) -> QueueLimits {
+        QueueLimits {
+            soft_bytes,
+            grace: Duration::from_secs(5),
+            hard_bytes,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_the_global_budget_stalled_queues_over_their_share_are_cut_and_pay_back() {
         let budget = QueueBudget::new(100);
-        let behind = Outbound::with_budget(1000, budget.clone());
-        let keeping_up = Outbound::with_budget(1000, budget.clone());
-        assert!(behind.push(frame(), 60));
-        assert!(behind.push(frame(), 30));
-        // An empty queue may still take one message past the cap...
-        assert!(keeping_up.push(frame(), 30));
-        assert_eq!(budget.used(), 120);
-        // ...but a queue that is behind is cut, and its bytes return to the budget.
+        let behind = Outbound::with_budget(graced(10, 1000), budget.clone());
+        let keeping_up = Outbound::with_budget(graced(10, 1000), budget.clone());
+        assert!(behind.push(frame(), 70));
+        assert!(keeping_up.push(frame(), 20));
+        // Past the cap, a queue within its share (100 / 2 queues) may still grow...
+        assert!(keeping_up.push(frame(), 20));
+        assert_eq!(budget.used(), 110);
+        // ...and so may one above it whose writer is draining...
+        behind.drain_into(&mut Vec::new());
+        assert!(behind.push(frame(), 70));
+        assert!(behind.push(frame(), 1));
+        // ...but not once its writer has stalled.
+        tokio::time::advance(STALLED).await;
         assert!(!behind.push(frame(), 10));
-        assert_eq!(behind.overflow().map(|o| o.global), Some(true));
-        assert_eq!(budget.used(), 30);
+        assert_eq!(behind.overflow(), Some(Overflow::Global { limit: 100 }));
+        assert_eq!(budget.used(), 40);
         let mut batch = Vec::new();
         keeping_up.drain_into(&mut batch);
         assert_eq!(budget.used(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_may_stay_above_its_soft_limit_only_for_the_grace_time() {
+        let queue = Outbound::with_budget(graced(100, 1000), QueueBudget::unlimited());
+        assert!(
+            queue.push(frame(), 150),
+            "over the soft limit: the grace starts"
+        );
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(queue.push(frame(), 150), "within the grace");
+        // A drain shows the reader is reading: the grace starts again.
+        queue.drain_into(&mut Vec::new());
+        assert!(queue.push(frame(), 150));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(queue.push(frame(), 150), "4 s since the drain");
+        tokio::time::advance(Duration::from_millis(1_001)).await;
+        assert!(!queue.push(frame(), 1), "5 s above the soft limit");
+        assert_eq!(
+            queue.overflow(),
+            Some(Overflow::Grace {
+                limit: 100,
+                grace: Duration::from_secs(5)
+            })
+        );
+    }
+
+    #[test]
+    fn above_the_hard_limit_a_queue_is_cut_at_once() {
+        let queue = Outbound::with_budget(graced(100, 1000), QueueBudget::unlimited());
+        assert!(queue.push(frame(), 900));
+        assert!(!queue.push(frame(), 101));
+        assert_eq!(queue.overflow(), Some(Overflow::Hard { limit: 1000 }));
+        assert_eq!(queue.queued_bytes(), 0, "the memory is released at once");
     }
 
     #[tokio::test]

@@ -208,8 +208,11 @@ pub struct StompConfig {
     pub app_prefixes: Vec<String>,
     /// Destinations handled by the in-memory broker (SUBSCRIBE and SEND fan out).
     pub broker_prefixes: Vec<String>,
-    /// `[send every, expect every]` in milliseconds, as in the CONNECTED `heart-beat` header.
+    /// `[send every, expect every]` in milliseconds: what the server asks for
+    /// when the client does not ask for faster.
     pub heartbeat: [u64; 2],
+    /// The fastest heart-beat interval a client may ask for, in milliseconds.
+    pub heartbeat_min_ms: u64,
     /// The CONNECT `login` header names the user when no handshake interceptor did.
     pub user_from_login: bool,
 }
@@ -221,6 +224,7 @@ impl Default for StompConfig {
             app_prefixes: vec!["/app".into()],
             broker_prefixes: vec!["/topic".into(), "/chat".into()],
             heartbeat: [10_000, 10_000],
+            heartbeat_min_ms: 1_000,
             user_from_login: false,
         }
     }
@@ -233,12 +237,19 @@ pub struct LimitsConfig {
     pub max_headers: usize,
     pub max_header_line: usize,
     pub max_body_size: usize,
-    /// Bytes queued for one session before it counts as a slow consumer.
+    /// Bytes queued for one session that it may stay above for at most
+    /// `outbound_queue_grace_ms` before it counts as a slow consumer.
     pub outbound_queue_bytes: usize,
+    /// How long a session's queue may stay above `outbound_queue_bytes`.
+    pub outbound_queue_grace_ms: u64,
+    /// Bytes queued for one session above which it is cut at once.
+    pub outbound_queue_max_bytes: usize,
     /// Longest a single write to a client may take before it counts as a slow consumer.
     pub send_time_limit_ms: u64,
     /// Time from the WebSocket handshake to the CONNECT frame.
     pub connect_timeout_ms: u64,
+    /// Time from the first byte of a frame to its last.
+    pub frame_timeout_ms: u64,
     /// Bytes of SEND frames held by one session's open transactions.
     pub max_transaction_bytes: usize,
     /// Open transactions per session.
@@ -263,7 +274,8 @@ pub struct LimitsConfig {
     /// Frames one session may send in a burst above that rate.
     pub frame_burst: u32,
     /// Bytes queued for all sessions together. Past it, every session whose queue
-    /// is not empty when a message arrives is cut off as a slow consumer.
+    /// is above `outbound_queue_bytes` when a message arrives is cut off as a
+    /// slow consumer.
     pub max_queued_bytes_total: usize,
 }
 
@@ -276,8 +288,11 @@ impl Default for LimitsConfig {
             max_header_line: codec.max_header_line,
             max_body_size: codec.max_body_size,
             outbound_queue_bytes: 512 * 1024,
+            outbound_queue_grace_ms: 5_000,
+            outbound_queue_max_bytes: 16 * 1024 * 1024,
             send_time_limit_ms: 10_000,
             connect_timeout_ms: 60_000,
+            frame_timeout_ms: 30_000,
             max_transaction_bytes: 1024 * 1024,
             max_transactions: 16,
             max_subscriptions: 1_000,
@@ -300,8 +315,10 @@ pub struct WebSocketConfig {
     pub read_buffer_size: usize,
     /// Bytes the WebSocket layer gathers before writing to the socket.
     pub write_buffer_size: usize,
-    /// Largest WebSocket message accepted (one message may carry several STOMP frames).
-    pub max_message_size: usize,
+    /// Removed: the WebSocket message limit follows `limits.max_frame_size`.
+    /// Kept only to name the key to use instead when an old file sets it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<usize>,
 }
 
 impl Default for WebSocketConfig {
@@ -309,7 +326,7 @@ impl Default for WebSocketConfig {
         WebSocketConfig {
             read_buffer_size: 4 * 1024,
             write_buffer_size: 16 * 1024,
-            max_message_size: 128 * 1024,
+            max_message_size: None,
         }
     }
 }
@@ -437,10 +454,16 @@ impl Config {
             ));
         }
         at_least(
-            "limits.max_queued_bytes_total",
-            l.max_queued_bytes_total,
+            "limits.outbound_queue_max_bytes",
+            l.outbound_queue_max_bytes,
             l.outbound_queue_bytes,
         )?;
+        at_least(
+            "limits.max_queued_bytes_total",
+            l.max_queued_bytes_total,
+            l.outbound_queue_max_bytes,
+        )?;
+        at_least("limits.frame_timeout_ms", l.frame_timeout_ms as usize, 100)?;
         let server = &self.server;
         at_least(
             "server.tcp_keepalive_idle_ms",
@@ -461,11 +484,12 @@ impl Config {
         let ws = &self.websocket;
         at_least("websocket.read_buffer_size", ws.read_buffer_size, 1024)?;
         at_least("websocket.write_buffer_size", ws.write_buffer_size, 1024)?;
-        at_least(
-            "websocket.max_message_size",
-            ws.max_message_size,
-            l.max_frame_size,
-        )?;
+        if ws.max_message_size.is_some() {
+            return Err(ConfigError::invalid(
+                "websocket.max_message_size",
+                "was removed: the WebSocket message limit now follows limits.max_frame_size; set that instead",
+            ));
+        }
         for rule in &self.history {
             at_least("history.max_messages", rule.max_messages, 1)?;
         }
@@ -477,6 +501,11 @@ impl Config {
                 "must be a non-empty single line",
             ));
         }
+        at_least(
+            "stomp.heartbeat_min_ms",
+            self.stomp.heartbeat_min_ms as usize,
+            100,
+        )?;
         for (index, interval) in self.stomp.heartbeat.iter().enumerate() {
             if *interval != 0 && *interval < 100 {
                 return Err(ConfigError::invalid(

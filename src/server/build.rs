@@ -7,6 +7,7 @@ use crate::app::{AppBuilder, AppSettings};
 use crate::broker::Broker;
 use crate::broker::destination::Prefixes;
 use crate::broker::history::{History, HistoryRule};
+use crate::broker::outbound::QueueLimits;
 use crate::broker::remote::Remote;
 use crate::broker::user_destination;
 use crate::cluster::Cluster;
@@ -15,7 +16,7 @@ use crate::hub::{Hub, Lifecycle, TransportSettings};
 use crate::security::connections::{Admission, ConnectionLimits};
 use crate::security::origin::OriginPolicy;
 use crate::security::{AccessRules, Authenticator};
-use crate::session::driver::ConnectionRules;
+use crate::session::driver::{ConnectionRules, FrameRate};
 use crate::session::{SessionConfig, Sessions};
 use crate::transport::listener::ListenerSettings;
 use std::sync::Arc;
@@ -70,18 +71,26 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         app.clone(),
         SessionConfig {
             heartbeat: (config.stomp.heartbeat[0], config.stomp.heartbeat[1]),
+            heartbeat_min_ms: config.stomp.heartbeat_min_ms,
             max_subscriptions: limits.max_subscriptions,
             max_transactions: limits.max_transactions,
             max_transaction_bytes: limits.max_transaction_bytes,
-            max_frames_per_second: limits.max_frames_per_second,
-            frame_burst: limits.frame_burst,
         },
         ConnectionRules {
             connect_timeout: Duration::from_millis(limits.connect_timeout_ms),
             send_time_limit: config.send_time_limit(),
+            frame_timeout: Duration::from_millis(limits.frame_timeout_ms),
+            frame_rate: (limits.max_frames_per_second > 0).then_some(FrameRate {
+                per_second: limits.max_frames_per_second,
+                burst: limits.frame_burst,
+            }),
             codec: config.codec_limits(),
         },
-        limits.outbound_queue_bytes,
+        QueueLimits {
+            soft_bytes: limits.outbound_queue_bytes,
+            grace: Duration::from_millis(limits.outbound_queue_grace_ms),
+            hard_bytes: limits.outbound_queue_max_bytes,
+        },
         limits.max_queued_bytes_total,
     );
     let hub = Hub {

@@ -1,11 +1,13 @@
 //! Runs one STOMP connection over any [`Wire`]: decoding, the off-thread
-//! password check, `/app` backpressure, the CONNECT and heart-beat deadlines,
-//! batched writes raced against the slow-consumer rules, and ERROR then close.
+//! password check, `/app` backpressure, the inbound frame rate (throttled, not
+//! cut), the CONNECT, heart-beat and partial-frame deadlines, batched writes
+//! raced against the slow-consumer rules, and ERROR then close.
 //! Every timing and policy rule of a connection lives here, once; a transport
 //! only moves bytes and says how to close.
 
 use super::{Flow, Session, SessionError, error_frame};
 use crate::broker::outbound::{Closed, Outgoing};
+use crate::security::rate::TokenBucket;
 use crate::stomp::{Decoded, Decoder, Limits, Version};
 use std::future::Future;
 use std::time::Duration;
@@ -20,17 +22,38 @@ pub struct ConnectionRules {
     /// One write (a batch, a heart-beat) may take this long before the client
     /// counts as a slow consumer.
     pub send_time_limit: Duration,
+    /// A frame the client has begun must be complete within this, whatever
+    /// the heart-beats: a partial frame pins its buffer.
+    pub frame_timeout: Duration,
+    /// Inbound frames per second; over it the driver stops reading for a while.
+    pub frame_rate: Option<FrameRate>,
     pub codec: Limits,
 }
 
+/// A token bucket's settings: the average rate and how many frames may come at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
 /// A transport failed to read or write.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct WireError(pub String);
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The client sent a message over the transport's size limit, which
+    /// follows `limits.max_frame_size`.
+    #[error("message too large ({size} bytes, limit {limit})")]
+    TooLarge { size: usize, limit: usize },
+    /// A text message that is not UTF-8.
+    #[error("invalid UTF-8 in a text message")]
+    InvalidUtf8,
+    #[error("{0}")]
+    Io(String),
+}
 
 impl WireError {
     pub fn new(error: impl std::fmt::Display) -> Self {
-        WireError(error.to_string())
+        WireError::Io(error.to_string())
     }
 }
 
@@ -57,7 +80,9 @@ pub struct CloseReason {
 impl CloseReason {
     pub const NORMAL: u16 = 1000;
     pub const AWAY: u16 = 1001;
+    pub const INVALID_DATA: u16 = 1007;
     pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
 }
 
 /// One connection's transport: bytes in, batches of outbound items out, and a close.
@@ -96,7 +121,14 @@ pub enum End {
     ReadFailed(String),
     WriteFailed(String),
     SlowConsumer(String),
+    /// No CONNECT, or no heart-beat, in time.
     Timeout,
+    /// A frame was begun and not completed within `limits.frame_timeout_ms`.
+    FrameTimeout,
+    /// A message over the size limit, already answered with an ERROR.
+    TooLarge,
+    /// A text message that is not UTF-8, already answered with an ERROR.
+    InvalidUtf8,
     Shutdown,
 }
 
@@ -107,6 +139,9 @@ impl End {
             End::Session => (CloseReason::NORMAL, "session ended"),
             End::Timeout => (CloseReason::POLICY, "heart-beat or connect timeout"),
             End::SlowConsumer(_) => (CloseReason::POLICY, "slow consumer"),
+            End::FrameTimeout => (CloseReason::POLICY, "frame not completed in time"),
+            End::TooLarge => (CloseReason::TOO_BIG, "message too large"),
+            End::InvalidUtf8 => (CloseReason::INVALID_DATA, "invalid UTF-8"),
             End::Shutdown => (CloseReason::AWAY, "server shutting down"),
             End::ClientClosed | End::ReadFailed(_) | End::WriteFailed(_) => return None,
         };
@@ -123,6 +158,9 @@ impl std::fmt::Display for End {
             End::WriteFailed(why) => write!(f, "write failed: {why}"),
             End::SlowConsumer(why) => write!(f, "slow consumer: {why}"),
             End::Timeout => f.write_str("heart-beat or connect timeout"),
+            End::FrameTimeout => f.write_str("a frame was not completed in time"),
+            End::TooLarge => f.write_str("message too large"),
+            End::InvalidUtf8 => f.write_str("invalid UTF-8 in a text message"),
             End::Shutdown => f.write_str("server shutting down"),
         }
     }
@@ -210,7 +248,7 @@ impl<W: Wire> Writer<W> {
                 self.last_write = Instant::now();
                 Ok(closed)
             }
-            Err(error) => Err(End::WriteFailed(error.0)),
+            Err(error) => Err(End::WriteFailed(error.to_string())),
         }
     }
 
@@ -220,7 +258,7 @@ impl<W: Wire> Writer<W> {
                 self.last_write = Instant::now();
                 Ok(())
             }
-            Ok(Err(error)) => Err(End::WriteFailed(error.0)),
+            Ok(Err(error)) => Err(End::WriteFailed(error.to_string())),
             Err(_) => Err(End::SlowConsumer("heart-beat write timed out".into())),
         }
     }
@@ -230,7 +268,12 @@ impl<W: Wire> Writer<W> {
     async fn finish(&mut self, session: &Session, end: &End) {
         let _ = timeout(self.send_time_limit, async {
             match end {
-                End::Session | End::Timeout | End::Shutdown => {
+                End::Session
+                | End::Timeout
+                | End::FrameTimeout
+                | End::TooLarge
+                | End::InvalidUtf8
+                | End::Shutdown => {
                     let _ = self.write_queued(session).await;
                 }
                 // The queue is closed and was dropped: tell the client directly.
@@ -247,44 +290,96 @@ impl<W: Wire> Writer<W> {
     }
 }
 
-/// Feeds bytes to the decoder and the session. Stops decoding while the
-/// session's handlers are behind, so a fast sender is slowed, not cut off.
-async fn receive(
-    decoder: &mut Decoder,
-    session: &mut Session,
-    data: &[u8],
-    shutdown: &CancellationToken,
-) -> Result<Flow, End> {
-    decoder.feed(data);
-    loop {
-        match decoder.decode() {
-            Ok(Some(Decoded::Frame(frame))) => {
-                if session.checks_credentials_of(&frame) {
-                    // A password check takes tens of milliseconds: off the async workers.
-                    let auth = session.authenticator().clone();
-                    let verdict = tokio::select! {
-                        verdict = auth.connect_async(&frame.headers) => verdict,
-                        _ = shutdown.cancelled() => return Err(End::Shutdown),
-                    };
-                    session.set_credentials(verdict);
-                }
-                let flow = session.handle(frame);
-                if let Some(version) = session.version() {
-                    decoder.set_version(version);
-                }
-                if flow == Flow::Close {
-                    return Ok(Flow::Close);
-                }
-                if session.is_waiting_for_app() {
-                    tokio::select! {
-                        _ = session.wait_for_app() => {}
-                        _ = shutdown.cancelled() => return Err(End::Shutdown),
+/// The inbound side of a connection: the decoder, the rate, and the
+/// deadline of a frame begun but not complete.
+struct Reader {
+    decoder: Decoder,
+    rate: Option<TokenBucket>,
+    /// When the frame now in the decoder's buffer must be complete.
+    frame_deadline: Option<Instant>,
+    frame_timeout: Duration,
+}
+
+/// What the reader does next.
+enum Next {
+    Read,
+    /// Over the frame rate: decoding resumes at this instant, and nothing is
+    /// read meanwhile, so TCP slows the client down and nothing is lost.
+    Throttled(Instant),
+    Close,
+}
+
+impl Reader {
+    fn new(rules: &ConnectionRules) -> Self {
+        Reader {
+            decoder: Decoder::new(rules.codec),
+            rate: rules
+                .frame_rate
+                .map(|rate| TokenBucket::new(rate.per_second, rate.burst)),
+            frame_deadline: None,
+            frame_timeout: rules.frame_timeout,
+        }
+    }
+
+    /// Decodes what is buffered (after `data`) and hands each frame to the
+    /// session. Stops while the session's handlers are behind, so a fast
+    /// sender is slowed, not cut off, and when the frame rate runs out.
+    async fn receive(
+        &mut self,
+        session: &mut Session,
+        data: &[u8],
+        shutdown: &CancellationToken,
+    ) -> Result<Next, End> {
+        self.decoder.feed(data);
+        loop {
+            if let Some(bucket) = &mut self.rate
+                && let Some(wait) = bucket.wait(Instant::now().into_std())
+            {
+                return Ok(Next::Throttled(Instant::now() + wait));
+            }
+            match self.decoder.decode() {
+                Ok(Some(Decoded::Frame(frame))) => {
+                    self.frame_deadline = None;
+                    if let Some(bucket) = &mut self.rate {
+                        bucket.take(Instant::now().into_std());
+                    }
+                    if session.checks_credentials_of(&frame) {
+                        // A password check takes tens of milliseconds: off the async workers.
+                        let auth = session.authenticator().clone();
+                        let verdict = tokio::select! {
+                            verdict = auth.connect_async(&frame.headers) => verdict,
+                            _ = shutdown.cancelled() => return Err(End::Shutdown),
+                        };
+                        session.set_credentials(verdict);
+                    }
+                    let flow = session.handle(frame);
+                    if let Some(version) = session.version() {
+                        self.decoder.set_version(version);
+                    }
+                    if flow == Flow::Close {
+                        return Ok(Next::Close);
+                    }
+                    if session.is_waiting_for_app() {
+                        tokio::select! {
+                            _ = session.wait_for_app() => {}
+                            _ = shutdown.cancelled() => return Err(End::Shutdown),
+                        }
                     }
                 }
+                Ok(Some(Decoded::HeartBeat)) => {}
+                Ok(None) => {
+                    if self.decoder.buffered_len() == 0 {
+                        self.frame_deadline = None;
+                    } else if self.frame_deadline.is_none() {
+                        self.frame_deadline = Some(Instant::now() + self.frame_timeout);
+                    }
+                    return Ok(Next::Read);
+                }
+                Err(error) => {
+                    session.fail(&SessionError::Decode(error));
+                    return Ok(Next::Close);
+                }
             }
-            Ok(Some(Decoded::HeartBeat)) => {}
-            Ok(None) => return Ok(Flow::Continue),
-            Err(error) => return Ok(session.fail(&SessionError::Decode(error))),
         }
     }
 }
@@ -303,49 +398,69 @@ fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     }
 }
 
+/// Answers a read error the client caused with an ERROR naming the limit.
+fn refuse_read(session: &mut Session, error: WireError, rules: &ConnectionRules) -> End {
+    match error {
+        WireError::TooLarge { size, .. } => {
+            session.fail(&SessionError::MessageTooLarge {
+                size,
+                limit: rules.codec.max_frame_size,
+            });
+            End::TooLarge
+        }
+        WireError::InvalidUtf8 => {
+            session.fail(&SessionError::InvalidUtf8);
+            End::InvalidUtf8
+        }
+        WireError::Io(why) => End::ReadFailed(why),
+    }
+}
+
 async fn serve<W: Wire>(
     session: &mut Session,
     writer: &mut Writer<W>,
     rules: &ConnectionRules,
     shutdown: &CancellationToken,
 ) -> End {
-    let mut decoder = Decoder::new(rules.codec);
+    let mut reader = Reader::new(rules);
     let connect_deadline = Instant::now() + rules.connect_timeout;
     let keepalive = writer.wire.keepalive();
     let mut last_read = Instant::now();
+    let mut throttled: Option<Instant> = None;
     loop {
         let heartbeat = session.heartbeat();
-        let read_deadline = match session.version() {
-            None => Some(connect_deadline),
-            Some(_) => heartbeat.read_timeout().map(|limit| last_read + limit),
+        // While throttled the driver reads nothing, so neither the client's
+        // silence nor its unfinished frame is the client's fault.
+        let read_deadline = match (throttled, session.version()) {
+            (Some(_), _) => None,
+            (None, None) => Some(connect_deadline),
+            (None, Some(_)) => heartbeat.read_timeout().map(|limit| last_read + limit),
         };
+        let frame_deadline = reader.frame_deadline.filter(|_| throttled.is_none());
         let send_deadline =
             earliest(heartbeat.send_every, keepalive).map(|every| writer.last_write + every);
-        tokio::select! {
+        let next = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return End::Shutdown,
             _ = session.outbound().ready() => {
                 match writer.write_queued(session).await {
                     Err(end) => return end,
                     Ok(Some(Closed::Requested | Closed::Ended)) => return End::Session,
-                    Ok(_) => {}
+                    Ok(_) => continue,
                 }
             }
-            received = writer.wire.receive() => {
+            _ = sleep_until_some(throttled) => {
+                throttled = None;
                 last_read = Instant::now();
-                let flow = match received {
-                    Ok(Received::Data(data)) => {
-                        match receive(&mut decoder, session, data.as_ref(), shutdown).await {
-                            Ok(flow) => flow,
-                            Err(end) => return end,
-                        }
-                    }
-                    Ok(Received::Control) => Flow::Continue,
+                reader.receive(session, &[], shutdown).await
+            }
+            received = writer.wire.receive(), if throttled.is_none() => {
+                last_read = Instant::now();
+                match received {
+                    Ok(Received::Data(data)) => reader.receive(session, data.as_ref(), shutdown).await,
+                    Ok(Received::Control) => continue,
                     Ok(Received::Closed) => return End::ClientClosed,
-                    Err(error) => return End::ReadFailed(error.0),
-                };
-                if flow == Flow::Close {
-                    return End::Session;
+                    Err(error) => return refuse_read(session, error, rules),
                 }
             }
             _ = sleep_until_some(read_deadline) => {
@@ -356,11 +471,22 @@ async fn serve<W: Wire>(
                 session.fail(&error);
                 return End::Timeout;
             }
+            _ = sleep_until_some(frame_deadline) => {
+                session.fail(&SessionError::FrameTimeout(rules.frame_timeout.as_millis()));
+                return End::FrameTimeout;
+            }
             _ = sleep_until_some(send_deadline) => {
                 if let Err(end) = writer.heart_beat().await {
                     return end;
                 }
+                continue;
             }
+        };
+        match next {
+            Ok(Next::Read) => {}
+            Ok(Next::Throttled(until)) => throttled = Some(until),
+            Ok(Next::Close) => return End::Session,
+            Err(end) => return end,
         }
     }
 }

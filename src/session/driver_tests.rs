@@ -26,7 +26,7 @@ enum Written {
 }
 
 struct TestWire {
-    inbound: mpsc::Receiver<Vec<u8>>,
+    inbound: mpsc::Receiver<Result<Vec<u8>, WireError>>,
     written: mpsc::UnboundedSender<Written>,
     /// Each batch takes one permit: no permits is a client that stopped reading.
     writable: Arc<Semaphore>,
@@ -36,10 +36,11 @@ impl Wire for TestWire {
     type Chunk = Vec<u8>;
 
     async fn receive(&mut self) -> Result<Received<Vec<u8>>, WireError> {
-        Ok(match self.inbound.recv().await {
-            Some(bytes) => Received::Data(bytes),
-            None => Received::Closed,
-        })
+        match self.inbound.recv().await {
+            Some(Ok(bytes)) => Ok(Received::Data(bytes)),
+            Some(Err(error)) => Err(error),
+            None => Ok(Received::Closed),
+        }
     }
 
     async fn send(&mut self, batch: &[Outgoing], version: Version) -> Result<(), WireError> {
@@ -84,6 +85,8 @@ fn rules() -> ConnectionRules {
     ConnectionRules {
         connect_timeout: Duration::from_millis(500),
         send_time_limit: Duration::from_millis(2_000),
+        frame_timeout: Duration::from_millis(30_000),
+        frame_rate: None,
         codec: limits(),
     }
 }
@@ -103,7 +106,7 @@ fn app(builder: AppBuilder) -> Arc<AppRuntime> {
 
 /// A client on the other side of the in-memory wire, and the driver's task.
 struct Harness {
-    client: mpsc::Sender<Vec<u8>>,
+    client: mpsc::Sender<Result<Vec<u8>, WireError>>,
     written: mpsc::UnboundedReceiver<Written>,
     writable: Arc<Semaphore>,
     shutdown: CancellationToken,
@@ -112,17 +115,20 @@ struct Harness {
 
 impl Harness {
     fn start(app: Arc<AppRuntime>) -> Harness {
+        Harness::start_with(app, rules())
+    }
+
+    fn start_with(app: Arc<AppRuntime>, rules: ConnectionRules) -> Harness {
         let (client, inbound) = mpsc::channel(1);
         let (written_tx, written) = mpsc::unbounded_channel();
         let writable = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
         let shutdown = CancellationToken::new();
         let config = Arc::new(SessionConfig {
-            heartbeat: (1_000, 1_000),
+            heartbeat: (10_000, 10_000),
+            heartbeat_min_ms: 1_000,
             max_subscriptions: 8,
             max_transactions: 2,
             max_transaction_bytes: 1024,
-            max_frames_per_second: 0,
-            frame_burst: 0,
         });
         let outbound = Arc::new(Outbound::new(QUEUE_LIMIT));
         let mut session = Session::new(Handshake::default(), app, outbound, config);
@@ -132,7 +138,7 @@ impl Harness {
             writable: writable.clone(),
         };
         let token = shutdown.clone();
-        let driver = tokio::spawn(async move { drive(&mut session, wire, &rules(), &token).await });
+        let driver = tokio::spawn(async move { drive(&mut session, wire, &rules, &token).await });
         Harness {
             client,
             written,
@@ -145,8 +151,12 @@ impl Harness {
     async fn send(&self, frame: Frame) {
         let mut bytes = BytesMut::new();
         crate::stomp::encode(&frame, Version::V1_2, &mut bytes);
+        self.send_bytes(&bytes).await;
+    }
+
+    async fn send_bytes(&self, bytes: &[u8]) {
         self.client
-            .send(bytes.to_vec())
+            .send(Ok(bytes.to_vec()))
             .await
             .expect("driver reads");
     }
@@ -322,7 +332,7 @@ async fn a_fast_sender_to_slow_handlers_is_read_slower_and_loses_nothing() {
                     .header("destination", "/app/work")
                     .body("job");
                 crate::stomp::encode(&frame, Version::V1_2, &mut bytes);
-                client.send(bytes.to_vec()).await.expect("driver reads");
+                client.send(Ok(bytes.to_vec())).await.expect("driver reads");
                 sent.fetch_add(1, Ordering::SeqCst);
             }
         })
@@ -342,11 +352,7 @@ async fn a_fast_sender_to_slow_handlers_is_read_slower_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(!harness.driver.is_finished(), "the sender was not cut off");
-    harness
-        .client
-        .send(b"DISCONNECT\nreceipt:bye\n\n\0".to_vec())
-        .await
-        .expect("reads");
+    harness.send_bytes(b"DISCONNECT\nreceipt:bye\n\n\0").await;
     let receipt = harness.next_frame().await;
     assert_eq!(receipt.command, Command::Receipt);
 }
@@ -374,11 +380,7 @@ async fn a_protocol_error_is_answered_with_an_error_then_a_normal_close() {
 async fn bytes_that_are_not_stomp_end_the_session_with_an_error() {
     let mut harness = Harness::start(app(AppBuilder::new()));
     harness.connect("0,0").await;
-    harness
-        .client
-        .send(b"HELLO\n\n\0".to_vec())
-        .await
-        .expect("reads");
+    harness.send_bytes(b"HELLO\n\n\0").await;
     let close = CloseReason {
         code: CloseReason::NORMAL,
         reason: "session ended",
@@ -415,4 +417,213 @@ async fn a_client_that_closes_ends_the_session_without_a_close_reason() {
     drop(client);
     assert_eq!(driver.await.expect("driver task"), End::ClientClosed);
     assert_eq!(written.recv().await, Some(Written::Close(None)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sender_over_the_frame_rate_is_read_slower_and_loses_nothing() {
+    let runtime = app(AppBuilder::new());
+    let mut harness = Harness::start_with(
+        runtime.clone(),
+        ConnectionRules {
+            frame_rate: Some(FrameRate {
+                per_second: 10,
+                burst: 3,
+            }),
+            ..rules()
+        },
+    );
+    harness.connect("0,0").await;
+    harness
+        .send(
+            Frame::new(Command::Subscribe)
+                .header("id", "0")
+                .header("destination", "/topic/feed"),
+        )
+        .await;
+    // CONNECT and SUBSCRIBE took two of the burst's three frames.
+    let started = tokio::time::Instant::now();
+    const SENDS: usize = 21;
+    let client = harness.client.clone();
+    tokio::spawn(async move {
+        for n in 0..SENDS {
+            let mut bytes = BytesMut::new();
+            let frame = Frame::new(Command::Send)
+                .header("destination", "/topic/feed")
+                .body(n.to_string());
+            crate::stomp::encode(&frame, Version::V1_2, &mut bytes);
+            client.send(Ok(bytes.to_vec())).await.expect("driver reads");
+        }
+    });
+    for n in 0..SENDS {
+        let message = harness.next_frame().await;
+        assert_eq!(message.command, Command::Message);
+        assert_eq!(message.body.as_ref(), n.to_string().as_bytes(), "in order");
+    }
+    // One frame from the burst, then 20 at 10 per second.
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(1_990) && elapsed <= Duration::from_millis(2_100),
+        "{elapsed:?}"
+    );
+    assert!(!harness.driver.is_finished(), "throttled, not cut off");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_client_is_not_judged_silent_while_the_driver_is_not_reading() {
+    let mut harness = Harness::start_with(
+        app(AppBuilder::new()),
+        ConnectionRules {
+            frame_rate: Some(FrameRate {
+                per_second: 1,
+                burst: 2,
+            }),
+            ..rules()
+        },
+    );
+    // 1 s heart-beats: silence for 3 s would end the session.
+    harness.connect("1000,1000").await;
+    for n in 0..6 {
+        harness
+            .send(
+                Frame::new(Command::Send)
+                    .header("destination", "/topic/x")
+                    .header("receipt", n.to_string()),
+            )
+            .await;
+    }
+    for n in 0..6 {
+        let receipt = loop {
+            match harness.next().await {
+                Written::Frame(frame) => break frame,
+                Written::HeartBeat => {}
+                Written::Close(reason) => panic!("closed: {reason:?}"),
+            }
+        };
+        assert_eq!(receipt.get("receipt-id"), Some(n.to_string().as_str()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frame_left_unfinished_gets_an_error_at_the_frame_timeout_without_heart_beats() {
+    let mut harness = Harness::start(app(AppBuilder::new()));
+    harness.connect("0,0").await;
+    let started = tokio::time::Instant::now();
+    harness
+        .send_bytes(b"SEND\ndestination:/topic/a\ncontent-length:100\n\nonly part")
+        .await;
+    let (error, end) = harness
+        .ends_with_error(policy("frame not completed in time"))
+        .await;
+    assert_eq!(
+        error.get("message"),
+        Some("a frame was begun but not completed within 30000 ms (limits.frame_timeout_ms)")
+    );
+    assert_eq!(end, End::FrameTimeout);
+    assert_eq!(started.elapsed(), Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frame_that_keeps_arriving_is_still_bound_by_the_frame_timeout() {
+    let mut harness = Harness::start(app(AppBuilder::new()));
+    harness.connect("0,0").await;
+    let started = tokio::time::Instant::now();
+    harness
+        .send_bytes(b"SEND\ndestination:/topic/a\ncontent-length:1000\n\n")
+        .await;
+    // A byte every 10 s keeps the connection busy but never finishes the frame.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        if harness.driver.is_finished() {
+            break;
+        }
+        let _ = harness.client.try_send(Ok(b"x".to_vec()));
+    }
+    let (_, end) = harness
+        .ends_with_error(policy("frame not completed in time"))
+        .await;
+    assert_eq!(end, End::FrameTimeout);
+    assert_eq!(started.elapsed(), Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn complete_frames_keep_no_frame_deadline_running() {
+    let mut harness = Harness::start(app(AppBuilder::new()));
+    harness.connect("0,0").await;
+    // Two halves of one frame, 20 s apart, then a whole frame 20 s later: no
+    // single frame took 30 s, so the session lives.
+    harness.send_bytes(b"SEND\ndestination:/topic/a\n").await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    harness.send_bytes(b"receipt:1\n\n\0").await;
+    assert_eq!(harness.next_frame().await.get("receipt-id"), Some("1"));
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    harness
+        .send(
+            Frame::new(Command::Send)
+                .header("destination", "/topic/a")
+                .header("receipt", "2"),
+        )
+        .await;
+    assert_eq!(harness.next_frame().await.get("receipt-id"), Some("2"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_over_the_size_limit_gets_an_error_naming_the_key_and_close_1009() {
+    let mut harness = Harness::start(app(AppBuilder::new()));
+    harness.connect("0,0").await;
+    harness
+        .client
+        .send(Err(WireError::TooLarge {
+            size: 1 << 20,
+            limit: 66_560,
+        }))
+        .await
+        .expect("reads");
+    let close = CloseReason {
+        code: CloseReason::TOO_BIG,
+        reason: "message too large",
+    };
+    let (error, end) = harness.ends_with_error(close).await;
+    assert_eq!(
+        error.get("message"),
+        Some("message too large: 1048576 bytes, over the 65536 bytes of limits.max_frame_size")
+    );
+    assert_eq!(end, End::TooLarge);
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_utf8_gets_an_error_and_close_1007() {
+    let mut harness = Harness::start(app(AppBuilder::new()));
+    harness.connect("0,0").await;
+    harness
+        .client
+        .send(Err(WireError::InvalidUtf8))
+        .await
+        .expect("reads");
+    let close = CloseReason {
+        code: CloseReason::INVALID_DATA,
+        reason: "invalid UTF-8",
+    };
+    let (error, end) = harness.ends_with_error(close).await;
+    assert!(
+        error.get("message").unwrap().contains("not valid UTF-8"),
+        "{error:?}"
+    );
+    assert_eq!(end, End::InvalidUtf8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_asking_for_one_second_heart_beats_gets_them() {
+    let mut harness = Harness::start(app(AppBuilder::new()));
+    harness
+        .send(
+            Frame::new(Command::Connect)
+                .header("accept-version", "1.2")
+                .header("heart-beat", "1000,1000"),
+        )
+        .await;
+    let connected = harness.next_frame().await;
+    assert_eq!(connected.get("heart-beat"), Some("1000,1000"));
+    let started = tokio::time::Instant::now();
+    assert_eq!(harness.next().await, Written::HeartBeat);
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
 }

@@ -76,10 +76,12 @@ pub enum SessionError {
     Auth(#[from] AuthError),
     #[error("{0}")]
     AccessDenied(#[from] AccessDenied),
-    #[error(
-        "rate limit: more than {per_second} frames per second (limits.max_frames_per_second, burst {burst})"
-    )]
-    RateLimited { per_second: u32, burst: u32 },
+    #[error("message too large: {size} bytes, over the {limit} bytes of limits.max_frame_size")]
+    MessageTooLarge { size: usize, limit: usize },
+    #[error("a WebSocket text message was not valid UTF-8 (send binary messages for other bodies)")]
+    InvalidUtf8,
+    #[error("a frame was begun but not completed within {0} ms (limits.frame_timeout_ms)")]
+    FrameTimeout(u128),
 }
 
 impl SessionError {
@@ -96,7 +98,8 @@ impl SessionError {
                 | SessionError::HeartBeatTimeout(_)
                 | SessionError::Auth(_)
                 | SessionError::AccessDenied(_)
-                | SessionError::RateLimited { .. }
+                | SessionError::MessageTooLarge { .. }
+                | SessionError::FrameTimeout(_)
         ) || matches!(self, SessionError::Decode(error) if error.is_limit())
     }
 }

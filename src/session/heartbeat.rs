@@ -27,19 +27,35 @@ pub fn parse(value: &str) -> Option<(u64, u64)> {
     Some((x.trim().parse().ok()?, y.trim().parse().ok()?))
 }
 
-fn interval(sender_can: u64, receiver_wants: u64) -> Option<Duration> {
-    (sender_can != 0 && receiver_wants != 0)
-        .then(|| Duration::from_millis(sender_can.max(receiver_wants)))
+/// One direction: off when either side turns it off; otherwise the client's
+/// ask wins when it is slower than the server's wish, and also when it is
+/// faster, down to `floor_ms` (stompjs and Spring clients expect a 1 s ask to
+/// be honoured, where the spec's plain maximum would give them the server's 10 s).
+fn interval(client_ms: u64, server_ms: u64, floor_ms: u64) -> Option<Duration> {
+    (client_ms != 0 && server_ms != 0)
+        .then(|| Duration::from_millis(client_ms.max(server_ms.min(floor_ms))))
 }
 
-/// `client` is the CONNECT header `(cx, cy)`, `server` the configured `(sx, sy)`.
-pub fn negotiate(client: (u64, u64), server: (u64, u64)) -> HeartBeat {
+/// `client` is the CONNECT header `(cx, cy)`, `server` the configured `(sx, sy)`,
+/// `floor_ms` the fastest interval the server accepts.
+pub fn negotiate(client: (u64, u64), server: (u64, u64), floor_ms: u64) -> HeartBeat {
     let (cx, cy) = client;
     let (sx, sy) = server;
     HeartBeat {
-        send_every: interval(sx, cy),
-        expect_every: interval(cx, sy),
+        send_every: interval(cy, sx, floor_ms),
+        expect_every: interval(cx, sy, floor_ms),
     }
+}
+
+/// The CONNECTED `heart-beat` value for what was negotiated: the client then
+/// computes the same intervals (the larger of its ask and this answer).
+pub fn header_value(heartbeat: &HeartBeat) -> String {
+    let millis = |every: Option<Duration>| every.map_or(0, |d| d.as_millis());
+    format!(
+        "{},{}",
+        millis(heartbeat.send_every),
+        millis(heartbeat.expect_every)
+    )
 }
 
 #[cfg(test)]
@@ -47,13 +63,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_direction_uses_the_larger_interval_or_none() {
-        let hb = negotiate((4000, 20000), (10000, 10000));
+    fn a_slower_ask_wins_and_a_faster_one_down_to_the_floor() {
+        let hb = negotiate((4000, 20000), (10000, 10000), 1000);
         assert_eq!(hb.send_every, Some(Duration::from_millis(20000)));
-        assert_eq!(hb.expect_every, Some(Duration::from_millis(10000)));
-        assert_eq!(hb.read_timeout(), Some(Duration::from_millis(30000)));
-        assert_eq!(negotiate((0, 0), (10000, 10000)), HeartBeat::default());
-        assert_eq!(negotiate((1000, 1000), (0, 0)), HeartBeat::default());
+        assert_eq!(hb.expect_every, Some(Duration::from_millis(4000)));
+        assert_eq!(hb.read_timeout(), Some(Duration::from_millis(12000)));
+        let hb = negotiate((1000, 1000), (10000, 10000), 1000);
+        assert_eq!(header_value(&hb), "1000,1000");
+        let hb = negotiate((100, 200), (10000, 10000), 1000);
+        assert_eq!(header_value(&hb), "1000,1000", "never below the floor");
+        let hb = negotiate((100, 200), (500, 10000), 1000);
+        assert_eq!(
+            hb.send_every,
+            Some(Duration::from_millis(500)),
+            "a server that wants faster than the floor keeps its own interval"
+        );
+        assert_eq!(
+            negotiate((0, 0), (10000, 10000), 1000),
+            HeartBeat::default()
+        );
+        assert_eq!(negotiate((1000, 1000), (0, 0), 1000), HeartBeat::default());
+        assert_eq!(header_value(&HeartBeat::default()), "0,0");
     }
 
     #[test]

@@ -24,7 +24,6 @@ use crate::broker::Broker;
 use crate::broker::destination::{self, Route};
 use crate::broker::registry::{AckMode, Subscription};
 use crate::broker::user_destination::{self, session_key};
-use crate::security::rate::TokenBucket;
 use crate::security::{Action, AuthError, Identity};
 use crate::stomp::{Command, Frame, Headers, Version, encoded_len_hint};
 use std::borrow::Cow;
@@ -36,12 +35,11 @@ use std::sync::Arc;
 pub struct SessionConfig {
     /// `(send every, expect every)` in milliseconds, as advertised in CONNECTED.
     pub heartbeat: (u64, u64),
+    /// The fastest heart-beat interval a client may ask for, in milliseconds.
+    pub heartbeat_min_ms: u64,
     pub max_subscriptions: usize,
     pub max_transactions: usize,
     pub max_transaction_bytes: usize,
-    /// Token bucket for inbound frames; 0 frames per second = no limit.
-    pub max_frames_per_second: u32,
-    pub frame_burst: u32,
 }
 
 /// What the transport does after a frame.
@@ -103,7 +101,6 @@ pub struct Session {
     /// The CONNECT credentials as the transport checked them, off the async
     /// workers; without it, [`Session::handle`] checks them itself.
     credentials: Option<Result<Option<Identity>, AuthError>>,
-    rate: Option<TokenBucket>,
     /// The error that ended the session, if one did.
     failure: Option<SessionError>,
     ended: bool,
@@ -143,8 +140,6 @@ impl Session {
         config: Arc<SessionConfig>,
     ) -> Self {
         let info = Arc::new(SessionInfo::new(&handshake, Identity::anonymous()));
-        let rate = (config.max_frames_per_second > 0)
-            .then(|| TokenBucket::new(config.max_frames_per_second, config.frame_burst));
         Session {
             handshake,
             info,
@@ -158,7 +153,6 @@ impl Session {
             worker: None,
             blocked: std::collections::VecDeque::new(),
             credentials: None,
-            rate,
             failure: None,
             ended: false,
         }
@@ -215,14 +209,6 @@ impl Session {
 
     /// Handles one client frame.
     pub fn handle(&mut self, frame: Frame) -> Flow {
-        if let Some(bucket) = &mut self.rate
-            && !bucket.take(std::time::Instant::now())
-        {
-            return self.fail(&SessionError::RateLimited {
-                per_second: self.config.max_frames_per_second,
-                burst: self.config.frame_burst,
-            });
-        }
         let mut frame = frame;
         for interceptor in &self.app.channel {
             match interceptor.inbound(&self.info, frame) {
@@ -335,7 +321,11 @@ impl Session {
             (_, Some(value)) => heartbeat::parse(value)
                 .ok_or_else(|| SessionError::BadHeartBeat(value.to_owned()))?,
         };
-        let heartbeat = heartbeat::negotiate(client_heartbeat, self.config.heartbeat);
+        let heartbeat = heartbeat::negotiate(
+            client_heartbeat,
+            self.config.heartbeat,
+            self.config.heartbeat_min_ms,
+        );
         let identity = self.identify(frame)?;
         self.info = Arc::new(SessionInfo::new(&self.handshake, identity));
         self.connected = Some(Connected { version, heartbeat });
@@ -353,8 +343,9 @@ impl Session {
             .header("session", self.info.id.clone())
             .header("server", SERVER_NAME);
         if version != Version::V1_0 {
-            let (sx, sy) = self.config.heartbeat;
-            reply.headers.push("heart-beat", format!("{sx},{sy}"));
+            reply
+                .headers
+                .push("heart-beat", heartbeat::header_value(&heartbeat));
         }
         if let Some(user) = &self.info.user {
             reply.headers.push("user-name", user.clone());

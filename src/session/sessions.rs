@@ -5,7 +5,7 @@ use super::driver::ConnectionRules;
 use super::{Session, SessionConfig};
 use crate::app::AppRuntime;
 use crate::app::session_info::Handshake;
-use crate::broker::outbound::{Outbound, QueueBudget};
+use crate::broker::outbound::{Outbound, QueueBudget, QueueLimits};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,7 +14,7 @@ pub struct Sessions {
     app: Arc<AppRuntime>,
     config: Arc<SessionConfig>,
     rules: ConnectionRules,
-    outbound_queue_bytes: usize,
+    queue_limits: QueueLimits,
     /// Bytes queued for all sessions together, capped by `limits.max_queued_bytes_total`.
     queued: Arc<QueueBudget>,
     next_id: AtomicU64,
@@ -25,14 +25,14 @@ impl Sessions {
         app: Arc<AppRuntime>,
         config: SessionConfig,
         rules: ConnectionRules,
-        outbound_queue_bytes: usize,
+        queue_limits: QueueLimits,
         max_queued_bytes_total: usize,
     ) -> Self {
         Sessions {
             app,
             config: Arc::new(config),
             rules,
-            outbound_queue_bytes,
+            queue_limits,
             queued: QueueBudget::new(max_queued_bytes_total),
             next_id: AtomicU64::new(1),
         }
@@ -45,7 +45,7 @@ impl Sessions {
 
     pub fn open(&self, handshake: Handshake) -> Session {
         let outbound = Arc::new(Outbound::with_budget(
-            self.outbound_queue_bytes,
+            self.queue_limits,
             self.queued.clone(),
         ));
         Session::new(handshake, self.app.clone(), outbound, self.config.clone())

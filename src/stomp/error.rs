@@ -8,17 +8,21 @@ use super::frame::Command;
 pub enum DecodeError {
     #[error("unknown command {command:?} at byte {offset}")]
     UnknownCommand { command: String, offset: u64 },
-    #[error("frame exceeds max_frame_size of {limit} bytes (frame starts at byte {offset})")]
+    #[error("frame exceeds limits.max_frame_size of {limit} bytes (frame starts at byte {offset})")]
     FrameTooLarge { limit: usize, offset: u64 },
-    #[error("line exceeds max_header_line of {limit} bytes (line starts at byte {offset})")]
+    #[error("line exceeds limits.max_header_line of {limit} bytes (line starts at byte {offset})")]
     LineTooLong { limit: usize, offset: u64 },
-    #[error("{command} frame has more than max_headers = {limit} headers (at byte {offset})")]
+    #[error(
+        "{command} frame has more than limits.max_headers = {limit} headers (at byte {offset})"
+    )]
     TooManyHeaders {
         command: Command,
         limit: usize,
         offset: u64,
     },
-    #[error("{command} body exceeds max_body_size of {limit} bytes (body starts at byte {offset})")]
+    #[error(
+        "{command} body exceeds limits.max_body_size of {limit} bytes (body starts at byte {offset})"
+    )]
     BodyTooLarge {
         command: Command,
         limit: usize,

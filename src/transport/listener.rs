@@ -162,7 +162,7 @@ impl Listener for GuardedListener {
                     let connection = Connection {
                         io,
                         handshake: Some(watch),
-                        _ticket: ticket,
+                        ticket: Some(ticket),
                     };
                     return (connection, remote);
                 }
@@ -183,6 +183,12 @@ impl Listener for GuardedListener {
 enum Transport {
     Plain(StallGuard<TcpStream>),
     Tls(LazyTls<StallGuard<TcpStream>>),
+    /// Handed to [`super::linger`] as the connection was dropped.
+    Lingering,
+}
+
+fn lingering() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the connection was closed")
 }
 
 /// Watches a connection until its first complete HTTP request head.
@@ -218,7 +224,18 @@ impl HandshakeWatch {
 pub struct Connection {
     io: Transport,
     handshake: Option<HandshakeWatch>,
-    _ticket: Ticket,
+    /// The connection's place under the caps; a lingering close keeps it.
+    ticket: Option<Ticket>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Transport::Plain(_) = &self.io
+            && let Transport::Plain(guard) = std::mem::replace(&mut self.io, Transport::Lingering)
+        {
+            super::linger::close(guard.into_inner(), self.ticket.take());
+        }
+    }
 }
 
 impl AsyncRead for Connection {
@@ -243,6 +260,7 @@ impl AsyncRead for Connection {
         match &mut this.io {
             Transport::Plain(io) => ready!(Pin::new(io).poll_read(cx, buf))?,
             Transport::Tls(io) => ready!(Pin::new(io).poll_read(cx, buf))?,
+            Transport::Lingering => return Poll::Ready(Err(lingering())),
         }
         if let Some(watch) = &mut this.handshake
             && watch.scan(&buf.filled()[before..])
@@ -259,6 +277,7 @@ macro_rules! delegate_write {
         match &mut $self.get_mut().io {
             Transport::Plain($io) => $call,
             Transport::Tls($io) => $call,
+            Transport::Lingering => Poll::Ready(Err(lingering())),
         }
     };
 }
@@ -284,6 +303,7 @@ impl AsyncWrite for Connection {
         match &self.io {
             Transport::Plain(io) => io.is_write_vectored(),
             Transport::Tls(io) => io.is_write_vectored(),
+            Transport::Lingering => false,
         }
     }
 
@@ -320,6 +340,10 @@ impl<T> StallGuard<T> {
             limit,
             stalled: None,
         }
+    }
+
+    pub fn into_inner(self) -> T {
+        self.io
     }
 
     /// Called when the socket said Pending: starts or checks the stall timer.

@@ -5,6 +5,7 @@
 pub mod cluster_api;
 pub mod handshake;
 pub mod http_api;
+mod linger;
 pub mod listener;
 pub mod sse;
 pub mod tls;

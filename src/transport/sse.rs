@@ -404,7 +404,7 @@ impl SseWire {
         self.chunks
             .send(chunk)
             .await
-            .map_err(|_| WireError("the client closed the event stream".into()))
+            .map_err(|_| WireError::Io("the client closed the event stream".into()))
     }
 }
 

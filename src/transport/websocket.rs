@@ -53,16 +53,42 @@ pub async fn upgrade(
         ws.set_selected_protocol(HeaderValue::from_static(protocol));
     }
     let settings = &hub.settings.websocket;
+    let message_limit = message_limit(hub.sessions.rules().codec.max_frame_size);
     let ws = ws
         .read_buffer_size(settings.read_buffer_size)
         .write_buffer_size(settings.write_buffer_size)
-        .max_message_size(settings.max_message_size)
-        .max_frame_size(settings.max_message_size);
+        .max_message_size(message_limit)
+        .max_frame_size(message_limit);
     let token = hub.lifecycle.tracker.token();
     ws.on_upgrade(move |socket| async move {
         super::run_session(&hub, handshake, WebSocketWire::new(socket), remote).await;
         drop(token);
     })
+}
+
+/// The largest WebSocket message for frames of up to `max_frame_size`: room
+/// for the frame plus the end-of-line heart-beats a client may append, so the
+/// user knows one number, and a frame just over it still reaches the decoder,
+/// whose ERROR says the same as the one for a larger message.
+fn message_limit(max_frame_size: usize) -> usize {
+    max_frame_size.saturating_add(1024)
+}
+
+/// A read error the client caused, told apart from a broken connection so
+/// that the driver can answer it with an ERROR and a close code.
+fn read_error(error: axum::Error) -> WireError {
+    let error = error.into_inner();
+    match error.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
+            size,
+            max_size,
+        })) => WireError::TooLarge {
+            size: *size,
+            limit: *max_size,
+        },
+        Some(tungstenite::Error::Utf8(_)) => WireError::InvalidUtf8,
+        _ => WireError::new(error),
+    }
 }
 
 /// A STOMP connection over one WebSocket.
@@ -109,7 +135,7 @@ impl Wire for WebSocketWire {
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(Received::Control),
             Some(Ok(Message::Close(_))) | None => Ok(Received::Closed),
-            Some(Err(error)) => Err(WireError::new(error)),
+            Some(Err(error)) => Err(read_error(error)),
         }
     }
 

@@ -38,6 +38,7 @@ impl Canary {
 }
 
 /// Resident memory of this process (server and test clients) in KiB.
+#[allow(dead_code, reason = "not every test binary calls it")]
 pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

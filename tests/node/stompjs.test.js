@@ -132,3 +132,39 @@ test('a protocol error reaches onStompError with the reason', async () => {
   assert.match(frame.headers.message, /has no configured prefix/);
   await client.deactivate();
 });
+
+test('a 1 MiB message gets an ERROR naming limits.max_frame_size and close code 1009', async () => {
+  const { client } = await connect();
+  const error = new Promise((resolve) => {
+    client.onStompError = (frame) => resolve(frame);
+  });
+  const closed = new Promise((resolve) => {
+    client.onWebSocketClose = (event) => resolve(event);
+  });
+  client.publish({ destination: '/topic/large', body: 'x'.repeat(1024 * 1024) });
+  const [frame, close] = await Promise.all([error, closed]);
+  assert.match(frame.headers.message, /over the 65536 bytes of limits\.max_frame_size/);
+  assert.equal(close.code, 1009);
+  assert.equal(close.reason, 'message too large');
+  await client.deactivate();
+});
+
+test('a client asking for 1 s heart-beats gets them', async () => {
+  const pongs = [];
+  const { client, connected } = await connect({
+    heartbeatIncoming: 1000,
+    heartbeatOutgoing: 1000,
+    debug: (line) => {
+      if (line === '<<< PONG') pongs.push(Date.now());
+    },
+  });
+  assert.equal(connected.headers['heart-beat'], '1000,1000');
+  const started = Date.now();
+  await new Promise((resolve) => setTimeout(resolve, 3500));
+  // stompjs closes a connection silent for twice the interval; with nothing
+  // else to send, the server's heart-beats alone kept this one open.
+  assert.ok(client.connected, 'still connected');
+  const during = pongs.filter((at) => at >= started);
+  assert.ok(during.length >= 2, `heart-beats from the server in 3.5 s: ${during.length}`);
+  await client.deactivate();
+});
