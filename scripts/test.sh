@@ -53,6 +53,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "unit, property and integration tests"
 STOMPHUB_REQUIRE_CLUSTER_TOOLS=1 cargo test --workspace --all-targets
 
+step "overload: a burst against the optimised broker (slow-consumer rules need release speed)"
+cargo test --release --test overload
+
 step "examples"
 cargo build --examples
 
