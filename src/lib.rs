@@ -52,4 +52,7 @@ pub use app::session_info::{Handshake, SessionInfo};
 pub use app::template::{MessagingTemplate, TemplateError};
 pub use config::{Config, ConfigError};
 pub use security::password::{hash as hash_password, verify as verify_password};
-pub use server::{Server, ServerError, ShutdownHandle, check as check_config, shutdown_signal};
+pub use server::{
+    Server, ServerError, ShutdownHandle, check as check_config, raise_open_file_limit,
+    shutdown_signal,
+};

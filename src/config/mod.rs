@@ -249,7 +249,10 @@ pub struct LimitsConfig {
     /// server stops reading from that client until its handlers catch up.
     pub max_pending_app_messages: usize,
     /// Open TCP connections (WebSocket, SSE and plain HTTP together); 0 = no limit.
-    pub max_connections: usize,
+    /// Unset: the process's open-file limit less a reserve for its other
+    /// descriptors, worked out at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     /// Open TCP connections from one IP address; 0 = no limit. Behind a proxy every
     /// client has the proxy's address: limit per client at the proxy instead.
     pub max_connections_per_ip: usize,
@@ -282,7 +285,7 @@ impl Default for LimitsConfig {
             max_transactions: 16,
             max_subscriptions: 1_000,
             max_pending_app_messages: 64,
-            max_connections: 10_000,
+            max_connections: None,
             max_connections_per_ip: 1_000,
             max_pending_handshakes: 1_024,
             handshake_timeout_ms: 10_000,

@@ -78,6 +78,11 @@ impl Admission {
         })
     }
 
+    /// The cap on open TCP connections in force; 0 = none.
+    pub fn max_total(&self) -> usize {
+        self.limits.max_total
+    }
+
     /// Open TCP connections.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)

@@ -84,12 +84,17 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         limits.outbound_queue_bytes,
         limits.max_queued_bytes_total,
     );
+    let max_connections = super::open_files::connection_cap(
+        limits.max_connections,
+        super::open_files::open_file_limit(),
+    );
+    max_connections.log();
     let hub = Hub {
         app,
         sessions,
         lifecycle: Lifecycle::default(),
         admission: Admission::new(ConnectionLimits {
-            max_total: limits.max_connections,
+            max_total: max_connections.value(),
             max_per_ip: limits.max_connections_per_ip,
             max_pending: limits.max_pending_handshakes,
         }),
