@@ -9,7 +9,8 @@
 //! - `broker`: destinations (including the `/user` syntax), the subscription
 //!   registry, history, outbound queues, publish hooks, and the `Remote` trait
 //!   through which other nodes are reached.
-//! - `security` (authentication, ACLs, origins, connection caps) and `cluster`
+//! - `security` (authentication, ACLs, origins, connection caps, client
+//!   addresses behind trusted proxies) and `cluster`
 //!   (the Redis backplane, a client of the broker).
 //! - `app`: handlers, `MessagingTemplate`, events, interceptors, users.
 //! - `session`: one client's STOMP state machine, and the driver that runs it over
