@@ -10,6 +10,7 @@ use crate::config::{SseConfig, WebSocketConfig};
 use crate::security::Authenticator;
 use crate::security::connections::Admission;
 use crate::security::origin::OriginPolicy;
+use crate::security::proxies::TrustedProxies;
 use crate::session::Sessions;
 use axum::extract::FromRef;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct Hub {
     pub lifecycle: Lifecycle,
     /// Caps on TCP connections; its counts feed `/api/stats`.
     pub admission: Arc<Admission>,
+    /// `server.trusted_proxies`: whose forwarding headers name the client.
+    pub proxies: Arc<TrustedProxies>,
     pub origins: OriginPolicy,
     /// The backplane to other nodes, with `[cluster]`.
     pub cluster: Option<Arc<Cluster>>,

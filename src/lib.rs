@@ -9,7 +9,8 @@
 //! - `broker`: destinations (including the `/user` syntax), the subscription
 //!   registry, history, outbound queues, publish hooks, and the `Remote` trait
 //!   through which other nodes are reached.
-//! - `security` (authentication, ACLs, origins, connection caps) and `cluster`
+//! - `security` (authentication, ACLs, origins, connection caps, client
+//!   addresses behind trusted proxies) and `cluster`
 //!   (the Redis backplane, a client of the broker).
 //! - `app`: handlers, `MessagingTemplate`, events, interceptors, users.
 //! - `session`: one client's STOMP state machine, and the driver that runs it over
@@ -52,4 +53,7 @@ pub use app::session_info::{Handshake, SessionInfo};
 pub use app::template::{MessagingTemplate, TemplateError};
 pub use config::{Config, ConfigError};
 pub use security::password::{hash as hash_password, verify as verify_password};
-pub use server::{Server, ServerError, ShutdownHandle, check as check_config, shutdown_signal};
+pub use server::{
+    Server, ServerError, ShutdownHandle, check as check_config, raise_open_file_limit,
+    shutdown_signal,
+};

@@ -96,6 +96,8 @@ fn main() -> ExitCode {
 }
 
 fn check_config(args: &ConfigArgs) -> ExitCode {
+    // As `serve` does, so that the connection cap it logs is the one `serve` would use.
+    stomphub::raise_open_file_limit();
     match load(args).and_then(|config| {
         stomphub::check_config(&config)?;
         Ok(config)
@@ -177,6 +179,8 @@ fn read_password() -> Result<String, PasswordInputError> {
 }
 
 fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
+    // Before building: the default connection cap follows the limit in force.
+    stomphub::raise_open_file_limit();
     let mut config = match load(config_args) {
         Ok(config) => config,
         Err(error) => {

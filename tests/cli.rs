@@ -1,4 +1,5 @@
-//! The `stomphub` binary: serve with SIGTERM shutdown, check-config, config errors.
+//! The `stomphub` binary: serve with SIGTERM shutdown, check-config, config errors,
+//! and the connection cap that follows the open-file limit.
 
 mod common {
     pub mod process;
@@ -312,4 +313,152 @@ fn bind_is_read_before_or_after_serve() {
         std::thread::spawn(move || lines.for_each(drop));
         assert_eq!(addr, bind, "{args:?}");
     }
+}
+
+/// `stomphub` started by bash after `ulimit FLAG LIMIT` (`-n`: the soft and
+/// hard open-file limits; `-Sn`: the soft one only).
+fn stomphub_under_ulimit(flag: &str, limit: u32) -> Command {
+    let mut command = Command::new("bash");
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("STOMPHUB_CONFIG")
+        .env_remove("STOMPHUB_BIND")
+        .args([
+            "-c",
+            &format!("ulimit {flag} {limit} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_stomphub"),
+        ]);
+    command
+}
+
+/// Sends `GET {path}` on `stream` and reads the answer's head.
+fn request_head(stream: &mut std::net::TcpStream, path: &str, close: bool) -> String {
+    use std::io::{Read, Write};
+    let connection = if close { "close" } else { "keep-alive" };
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: {connection}\r\n\r\n")
+                .as_bytes(),
+        )
+        .expect("request");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).expect("read") {
+            0 => break,
+            n => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    if close {
+        stream.read_to_end(&mut answer).expect("read");
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Under `ulimit -n 300` (soft and hard: nothing to raise), the default cap
+/// is 300 less the reserve of 128: logged at start, reported by /api/stats,
+/// and applied: the 173rd connection is answered 503 naming the key.
+#[test]
+fn the_default_connection_cap_follows_the_open_file_limit() {
+    let (child, addr, start_log, lines) =
+        common::process::spawn_listening_with_start_log(stomphub_under_ulimit("-n", 300).args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ]));
+    let _running = Running(child);
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(
+        start_log.iter().any(|line| line.contains("INFO")
+            && line.contains("connection cap")
+            && line.contains("max_connections=172 open_file_limit=300 reserve=128")),
+        "{start_log:#?}"
+    );
+    let mut stats = std::net::TcpStream::connect(&addr).expect("connect");
+    let answer = request_head(&mut stats, "/api/stats", true);
+    let body = answer.split_once("\r\n\r\n").expect("a response").1;
+    let stats: serde_json::Value = serde_json::from_str(body).expect("JSON stats");
+    assert_eq!(stats["max_connections"], 172, "{stats}");
+    // Let the server let go of that connection before counting places.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut held = Vec::new();
+    let refusal = loop {
+        assert!(held.len() <= 300, "no connection was refused");
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        let head = request_head(&mut stream, "/health", false);
+        if head.starts_with("HTTP/1.1 200") {
+            held.push(stream);
+        } else {
+            break head;
+        }
+    };
+    assert_eq!(held.len(), 172, "{refusal}");
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+    let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+    let refusal = request_head(&mut stream, "/health", true);
+    assert!(
+        refusal.contains("maximum of 172 (limits.max_connections)"),
+        "{refusal}"
+    );
+}
+
+/// A soft limit below the hard one is raised at start, and the cap follows
+/// the raised limit.
+#[test]
+fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
+    let hard = rlimit::Resource::NOFILE.get_hard().expect("hard limit");
+    if hard <= 300 || hard == rlimit::INFINITY {
+        eprintln!("hard open-file limit {hard}: nothing to raise a soft limit of 300 to");
+        return;
+    }
+    let (child, _addr, start_log, lines) =
+        common::process::spawn_listening_with_start_log(stomphub_under_ulimit("-Sn", 300).args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ]));
+    let _running = Running(child);
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(
+        start_log
+            .iter()
+            .any(|line| line.contains("raised the open-file limit")
+                && line.contains(&format!("from=300 to={hard}"))),
+        "{start_log:#?}"
+    );
+    assert!(
+        start_log
+            .iter()
+            .any(|line| line.contains(&format!("open_file_limit={hard} "))),
+        "{start_log:#?}"
+    );
+}
+
+/// A configured cap wins, and one the open-file limit cannot hold is a WARN naming the key.
+#[test]
+fn a_configured_cap_above_the_open_file_limit_is_a_warning() {
+    let config = config_file(
+        "over-limit",
+        "over.toml",
+        "[limits]\nmax_connections = 5000\n",
+    );
+    let (child, addr, start_log, lines) =
+        common::process::spawn_listening_with_start_log(stomphub_under_ulimit("-n", 300).args([
+            "--config",
+            &config,
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+        ]));
+    let _running = Running(child);
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(
+        start_log.iter().any(|line| line.contains("WARN")
+            && line.contains("limits.max_connections is above what the open-file limit allows")
+            && line.contains("max_connections=5000 open_file_limit=300 allowed=172")),
+        "{start_log:#?}"
+    );
+    let mut stats = std::net::TcpStream::connect(&addr).expect("connect");
+    let answer = request_head(&mut stats, "/api/stats", true);
+    assert!(answer.contains("\"max_connections\":5000"), "{answer}");
 }

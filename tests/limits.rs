@@ -33,7 +33,7 @@ async fn closed_after(stream: &mut TcpStream, limit: Duration) -> Duration {
 async fn connections_over_the_caps_get_a_503_naming_the_limit() {
     let server = TestServer::start_with(|config| {
         config.limits.max_connections_per_ip = 4;
-        config.limits.max_connections = 100;
+        config.limits.max_connections = Some(100);
     })
     .await;
     let mut canary = Canary::new(&server).await;
@@ -59,7 +59,7 @@ async fn connections_over_the_caps_get_a_503_naming_the_limit() {
             Err(refused) => panic!("still refused: {refused:?}"),
         }
     }
-    let server = TestServer::start_with(|config| config.limits.max_connections = 2).await;
+    let server = TestServer::start_with(|config| config.limits.max_connections = Some(2)).await;
     let _a = Client::connect(&server.url()).await;
     let _b = Client::connect(&server.url()).await;
     let (status, _) = Client::try_open(&server.url(), &[], &[])

@@ -31,6 +31,10 @@ pub struct NodeStats {
     pub connections: usize,
     /// Open TCP connections of every kind, and those still before their first request.
     pub tcp_connections: usize,
+    /// The cap on `tcp_connections` in force (0 = none), which by default
+    /// follows the open-file limit; absent from nodes that predate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
     pub pending_handshakes: usize,
     /// Bytes waiting in all outbound queues, and their cap.
     pub queued_bytes: usize,

@@ -170,6 +170,11 @@ pub struct ServerConfig {
     /// a browser: exact (`https://app.example.com`), with `*` wildcards
     /// (`https://*.example.com`), or `"*"` for any. Empty: same origin only.
     pub allowed_origins: Vec<String>,
+    /// Proxies (IP addresses or CIDR networks) whose `Forwarded` or
+    /// `X-Forwarded-For` header names the client: the address then used for
+    /// `limits.max_connections_per_ip`, logs, sessions and interceptors.
+    /// Other peers' headers are ignored. Empty: none.
+    pub trusted_proxies: Vec<String>,
     /// An idle connection is probed after this long without traffic (TCP keepalive).
     pub tcp_keepalive_idle_ms: u64,
     /// Between unanswered probes.
@@ -191,6 +196,7 @@ impl Default for ServerConfig {
             shutdown_timeout_ms: 5_000,
             worker_threads: 0,
             allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
             tcp_keepalive_idle_ms: 30_000,
             tcp_keepalive_interval_ms: 10_000,
             tcp_keepalive_retries: 3,
@@ -260,9 +266,13 @@ pub struct LimitsConfig {
     /// server stops reading from that client until its handlers catch up.
     pub max_pending_app_messages: usize,
     /// Open TCP connections (WebSocket, SSE and plain HTTP together); 0 = no limit.
-    pub max_connections: usize,
-    /// Open TCP connections from one IP address; 0 = no limit. Behind a proxy every
-    /// client has the proxy's address: limit per client at the proxy instead.
+    /// Unset: the process's open-file limit less a reserve for its other
+    /// descriptors, worked out at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Open TCP connections from one IP address; 0 = no limit. Connections from
+    /// `server.trusted_proxies` count instead under the client address they
+    /// forward, from the WebSocket or SSE handshake on.
     pub max_connections_per_ip: usize,
     /// Connections that have not yet sent a complete HTTP request.
     pub max_pending_handshakes: usize,
@@ -297,7 +307,7 @@ impl Default for LimitsConfig {
             max_transactions: 16,
             max_subscriptions: 1_000,
             max_pending_app_messages: 64,
-            max_connections: 10_000,
+            max_connections: None,
             max_connections_per_ip: 1_000,
             max_pending_handshakes: 1_024,
             handshake_timeout_ms: 10_000,

@@ -1,8 +1,11 @@
 //! Connection admission: caps on open TCP connections (in all and per remote
 //! IP) and on connections still waiting for their first HTTP request. The
 //! listener asks before serving a socket; the [`Ticket`] it gets back gives the
-//! place up when the socket closes.
+//! place up when the socket closes. A trusted proxy's connections carry many
+//! clients, so they are counted per address only at their handshake, under the
+//! client address the proxy forwarded ([`Admission::admit_client`]).
 
+use super::proxies::TrustedProxies;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,15 +34,17 @@ pub enum Refused {
 #[derive(Debug)]
 pub struct Admission {
     limits: ConnectionLimits,
+    proxies: Arc<TrustedProxies>,
     open: AtomicUsize,
     pending: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Admission {
-    pub fn new(limits: ConnectionLimits) -> Arc<Admission> {
+    pub fn new(limits: ConnectionLimits, proxies: Arc<TrustedProxies>) -> Arc<Admission> {
         Arc::new(Admission {
             limits,
+            proxies,
             open: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
@@ -54,6 +59,9 @@ impl Admission {
     /// Takes a place for a new connection from `ip`, or says which cap refuses it.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refused> {
         let limits = self.limits;
+        // The peer's address cannot tell a proxy's clients apart: they are
+        // counted at their handshake instead.
+        let counted = (!self.proxies.trusts(ip)).then(|| ip.to_canonical());
         let mut per_ip = self.per_ip();
         if limits.max_total > 0 && self.open.load(Ordering::Relaxed) >= limits.max_total {
             return Err(Refused::Total(limits.max_total));
@@ -61,21 +69,56 @@ impl Admission {
         if limits.max_pending > 0 && self.pending.load(Ordering::Relaxed) >= limits.max_pending {
             return Err(Refused::Pending(limits.max_pending));
         }
-        let from_ip = per_ip.entry(ip).or_insert(0);
-        if limits.max_per_ip > 0 && *from_ip >= limits.max_per_ip {
-            return Err(Refused::PerIp(limits.max_per_ip));
+        if let Some(ip) = counted {
+            self.take_per_ip(&mut per_ip, ip)?;
         }
-        *from_ip += 1;
         self.open.fetch_add(1, Ordering::Relaxed);
         self.pending.fetch_add(1, Ordering::Relaxed);
         Ok(Ticket {
             admission: self.clone(),
-            ip,
+            ip: counted,
             handshake: Arc::new(HandshakeFlag {
                 admission: self.clone(),
                 pending: AtomicBool::new(true),
             }),
         })
+    }
+
+    /// Takes the per-address place of a client that a trusted proxy forwarded
+    /// for, at its handshake; the connection itself was not counted per
+    /// address when accepted.
+    pub fn admit_client(self: &Arc<Self>, ip: IpAddr) -> Result<ClientPlace, Refused> {
+        let ip = ip.to_canonical();
+        self.take_per_ip(&mut self.per_ip(), ip)?;
+        Ok(ClientPlace {
+            admission: self.clone(),
+            ip,
+        })
+    }
+
+    fn take_per_ip(&self, per_ip: &mut HashMap<IpAddr, usize>, ip: IpAddr) -> Result<(), Refused> {
+        let max = self.limits.max_per_ip;
+        let from_ip = per_ip.entry(ip).or_insert(0);
+        if max > 0 && *from_ip >= max {
+            return Err(Refused::PerIp(max));
+        }
+        *from_ip += 1;
+        Ok(())
+    }
+
+    fn release_per_ip(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip();
+        if let Some(count) = per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// The cap on open TCP connections in force; 0 = none.
+    pub fn max_total(&self) -> usize {
+        self.limits.max_total
     }
 
     /// Open TCP connections.
@@ -119,7 +162,8 @@ impl HandshakeFlag {
 #[derive(Debug)]
 pub struct Ticket {
     admission: Arc<Admission>,
-    ip: IpAddr,
+    /// The address counted against the per-address cap; none for a trusted proxy.
+    ip: Option<IpAddr>,
     handshake: Arc<HandshakeFlag>,
 }
 
@@ -133,13 +177,22 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         self.handshake.request_seen();
         self.admission.open.fetch_sub(1, Ordering::Relaxed);
-        let mut per_ip = self.admission.per_ip();
-        if let Some(count) = per_ip.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                per_ip.remove(&self.ip);
-            }
+        if let Some(ip) = self.ip {
+            self.admission.release_per_ip(ip);
         }
+    }
+}
+
+/// The per-address place of a client behind a trusted proxy; released on drop.
+#[derive(Debug)]
+pub struct ClientPlace {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientPlace {
+    fn drop(&mut self) {
+        self.admission.release_per_ip(self.ip);
     }
 }
 
@@ -153,11 +206,14 @@ mod tests {
 
     #[test]
     fn each_cap_refuses_with_its_key_and_places_come_back() {
-        let admission = Admission::new(ConnectionLimits {
-            max_total: 3,
-            max_per_ip: 2,
-            max_pending: 10,
-        });
+        let admission = Admission::new(
+            ConnectionLimits {
+                max_total: 3,
+                max_per_ip: 2,
+                max_pending: 10,
+            },
+            Arc::default(),
+        );
         let a = admission.admit(ip(1)).unwrap();
         let _b = admission.admit(ip(1)).unwrap();
         let refused = admission.admit(ip(1)).unwrap_err();
@@ -176,11 +232,14 @@ mod tests {
 
     #[test]
     fn pending_handshakes_are_capped_until_a_request_arrives() {
-        let admission = Admission::new(ConnectionLimits {
-            max_total: 0,
-            max_per_ip: 0,
-            max_pending: 2,
-        });
+        let admission = Admission::new(
+            ConnectionLimits {
+                max_total: 0,
+                max_per_ip: 0,
+                max_pending: 2,
+            },
+            Arc::default(),
+        );
         let a = admission.admit(ip(1)).unwrap();
         let b = admission.admit(ip(1)).unwrap();
         assert_eq!(admission.admit(ip(1)).unwrap_err(), Refused::Pending(2));
@@ -193,5 +252,42 @@ mod tests {
         assert_eq!(admission.open(), 2);
         drop(a);
         assert_eq!(admission.addresses(), 1);
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_counted_per_client_at_the_handshake() {
+        let proxies = TrustedProxies::new(&["127.0.0.1".to_owned()]).unwrap();
+        let admission = Admission::new(
+            ConnectionLimits {
+                max_total: 10,
+                max_per_ip: 2,
+                max_pending: 10,
+            },
+            Arc::new(proxies),
+        );
+        // The proxy's own connections are past the per-address cap...
+        let proxied: Vec<Ticket> = (0..3).map(|_| admission.admit(ip(1)).unwrap()).collect();
+        assert_eq!(admission.addresses(), 0);
+        // ... and each forwarded client has its own, shared with its direct connections.
+        let client = IpAddr::from([192, 0, 2, 7]);
+        let first = admission.admit_client(client).unwrap();
+        let direct = admission.admit(client).unwrap();
+        assert_eq!(
+            admission.admit_client(client).unwrap_err(),
+            Refused::PerIp(2)
+        );
+        let other = admission
+            .admit_client(IpAddr::from([192, 0, 2, 8]))
+            .unwrap();
+        drop(first);
+        let again = admission.admit_client(client).unwrap();
+        // Other peers are still counted when accepted.
+        let a = admission.admit(ip(2)).unwrap();
+        let b = admission.admit(ip(2)).unwrap();
+        assert_eq!(admission.admit(ip(2)).unwrap_err(), Refused::PerIp(2));
+        drop(proxied);
+        assert_eq!(admission.open(), 3);
+        drop((direct, other, again, a, b));
+        assert_eq!(admission.addresses(), 0);
     }
 }

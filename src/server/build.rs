@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError};
 use crate::hub::{Hub, Lifecycle, TransportSettings};
 use crate::security::connections::{Admission, ConnectionLimits};
 use crate::security::origin::OriginPolicy;
+use crate::security::proxies::TrustedProxies;
 use crate::security::{AccessRules, Authenticator};
 use crate::session::driver::{ConnectionRules, FrameRate};
 use crate::session::{SessionConfig, Sessions};
@@ -93,15 +94,25 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         },
         limits.max_queued_bytes_total,
     );
+    let max_connections = super::open_files::connection_cap(
+        limits.max_connections,
+        super::open_files::open_file_limit(),
+    );
+    max_connections.log();
+    let proxies = Arc::new(TrustedProxies::new(&config.server.trusted_proxies)?);
     let hub = Hub {
         app,
         sessions,
         lifecycle: Lifecycle::default(),
-        admission: Admission::new(ConnectionLimits {
-            max_total: limits.max_connections,
-            max_per_ip: limits.max_connections_per_ip,
-            max_pending: limits.max_pending_handshakes,
-        }),
+        admission: Admission::new(
+            ConnectionLimits {
+                max_total: max_connections.value(),
+                max_per_ip: limits.max_connections_per_ip,
+                max_pending: limits.max_pending_handshakes,
+            },
+            proxies.clone(),
+        ),
+        proxies,
         origins: OriginPolicy::new(&config.server.allowed_origins)?,
         cluster,
         settings: TransportSettings {
@@ -209,6 +220,10 @@ mod tests {
             (
                 "[stomp]\nbroker_prefixes = [\"/user\"]\n",
                 "stomp.broker_prefixes",
+            ),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"nginx\"]\n",
+                "server.trusted_proxies",
             ),
             ("[[acl]]\ndestination = \"/topic/{x\"\n", "acl.destination"),
             (

@@ -3,8 +3,10 @@
 //! down gracefully (stop accepting, flush and close sessions, bounded wait).
 
 mod build;
+mod open_files;
 
 pub use build::check;
+pub use open_files::raise_open_file_limit;
 
 use crate::app::AppBuilder;
 use crate::app::template::MessagingTemplate;

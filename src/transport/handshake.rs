@@ -1,22 +1,75 @@
-//! The opening request of any transport: the origin check, a bearer token from
-//! the query string or `Authorization` header, then the interceptor chain.
+//! The opening request of any transport: the client's address (behind a
+//! trusted proxy, the one it forwarded, with that client's per-address place),
+//! the origin check, a bearer token from the query string or `Authorization`
+//! header, then the interceptor chain.
 
 use crate::app::interceptor::{HandshakeRequest, Rejection, RequestHeaders};
 use crate::app::session_info::Handshake;
 use crate::hub::Hub;
+use crate::security::connections::ClientPlace;
+use crate::security::proxies::ClientAddr;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use std::net::SocketAddr;
 
-/// Checks the origin and any bearer token, assigns a session id and runs every
-/// interceptor; a rejection is the HTTP answer to give.
+/// A handshake that passed.
+#[derive(Debug)]
+pub struct Admitted {
+    pub handshake: Handshake,
+    /// The client's address: the peer's, or the one a trusted proxy forwarded.
+    pub remote: SocketAddr,
+    /// A client behind a trusted proxy holds its per-address place while its
+    /// session lasts; hold this as long.
+    pub place: Option<ClientPlace>,
+}
+
+/// Finds the client's address, checks the origin and any bearer token,
+/// assigns a session id and runs every interceptor; a rejection is the HTTP
+/// answer to give.
 pub fn run(
     hub: &Hub,
     uri: &Uri,
     headers: &HeaderMap,
-    remote: SocketAddr,
+    peer: SocketAddr,
     transport: &str,
-) -> Result<Handshake, Rejection> {
+) -> Result<Admitted, Rejection> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let all = |name: &'static str| {
+        headers
+            .get_all(name)
+            .into_iter()
+            .filter_map(|value| value.to_str().ok())
+    };
+    let client = hub
+        .proxies
+        .client(peer, all("forwarded"), all("x-forwarded-for"));
+    let remote = client.client();
+    match &client {
+        ClientAddr::Direct(_) => {}
+        ClientAddr::Forwarded { header, .. } => {
+            tracing::debug!(%remote, proxy = %peer, %header, "client address forwarded by a trusted proxy");
+        }
+        ClientAddr::Unnamed { reason, .. } => {
+            tracing::debug!(proxy = %peer, %reason, "a trusted proxy named no client; counting the proxy as the client");
+        }
+    }
+    // First, before any work is spent on it: the cap the listener could not
+    // apply to a proxy's connection. 429, not the listener's 503: a proxy
+    // told to try the next server on a 503 (nginx's `proxy_next_upstream
+    // http_503`) would turn a per-client cap into one per node.
+    let place = if client.through_proxy() {
+        match hub.admission.admit_client(remote.ip()) {
+            Ok(place) => Some(place),
+            Err(refused) => {
+                tracing::warn!(%remote, proxy = %peer, %transport, reason = %refused, "handshake refused");
+                return Err(Rejection::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    refused.to_string(),
+                ));
+            }
+        }
+    } else {
+        None
+    };
     if let Err(message) = hub.origins.check(header("origin"), header("host")) {
         tracing::warn!(%remote, %transport, reason = %message, "handshake refused");
         return Err(Rejection::new(StatusCode::FORBIDDEN, message));
@@ -61,7 +114,11 @@ pub fn run(
     for interceptor in &hub.app.handshake {
         interceptor.after(&request, &handshake);
     }
-    Ok(handshake)
+    Ok(Admitted {
+        handshake,
+        remote,
+        place,
+    })
 }
 
 impl RequestHeaders for HeaderMap {

@@ -203,6 +203,7 @@ pub(crate) fn stats_view(state: &Hub) -> NodeStats {
     NodeStats {
         connections: state.lifecycle.connections.load(Ordering::Relaxed),
         tcp_connections: state.admission.open(),
+        max_connections: Some(state.admission.max_total()),
         pending_handshakes: state.admission.pending(),
         queued_bytes: state.sessions.queued().used(),
         max_queued_bytes_total: state.sessions.queued().limit(),

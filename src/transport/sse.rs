@@ -14,6 +14,7 @@ use crate::hub::Hub;
 use crate::session::driver::{CloseReason, Received, Wire, WireError};
 use crate::session::{Flow, Session, SessionError};
 use crate::stomp::{Command, Frame, Version};
+use crate::transport::handshake::Admitted;
 use crate::transport::listener::RemoteAddr;
 use axum::Router;
 use axum::body::Body;
@@ -59,7 +60,7 @@ fn parse_positions(id: &str, count: usize) -> Option<Vec<u64>> {
 
 pub async fn subscribe(
     State(hub): State<Arc<Hub>>,
-    ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
+    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
@@ -107,13 +108,13 @@ pub async fn subscribe(
         }
     }
     let last_id = last_event_id(&headers, &query);
-    open(hub, remote, uri, headers, None, destinations, last_id).await
+    open(hub, peer, uri, headers, None, destinations, last_id).await
 }
 
 /// `GET /sse/users/{user}`: every `convert_and_send_to_user` message for `user`.
 pub async fn user_stream(
     State(hub): State<Arc<Hub>>,
-    ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
+    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
     Path(user): Path<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -123,7 +124,7 @@ pub async fn user_stream(
     }
     open(
         hub,
-        remote,
+        peer,
         uri,
         headers,
         Some(user),
@@ -142,7 +143,7 @@ pub fn routes() -> Router<Arc<Hub>> {
 
 async fn open(
     hub: Arc<Hub>,
-    remote: std::net::SocketAddr,
+    peer: std::net::SocketAddr,
     uri: Uri,
     headers: HeaderMap,
     user: Option<String>,
@@ -152,8 +153,12 @@ async fn open(
     if hub.is_shutting_down() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    let mut handshake = match super::handshake::run(&hub, &uri, &headers, remote, "sse") {
-        Ok(handshake) => handshake,
+    let Admitted {
+        mut handshake,
+        remote,
+        place,
+    } = match super::handshake::run(&hub, &uri, &headers, peer, "sse") {
+        Ok(admitted) => admitted,
         Err(rejection) => return rejection.into_response(),
     };
     if let Some(user) = user {
@@ -250,6 +255,7 @@ async fn open(
     tokio::spawn(async move {
         let end = super::drive_session(&hub, &mut session, wire).await;
         super::log_end(&session, remote, &end);
+        drop(place);
         drop(token);
     });
     let body = futures_util::stream::once(std::future::ready(preamble.freeze()))

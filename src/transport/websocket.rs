@@ -7,6 +7,7 @@ use crate::hub::Hub;
 use crate::session::driver::{CloseReason, Received, Wire, WireError};
 use crate::session::encode_outgoing;
 use crate::stomp::Version;
+use crate::transport::handshake::Admitted;
 use crate::transport::listener::RemoteAddr;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
@@ -37,7 +38,7 @@ pub fn choose_subprotocol<'a>(
 /// `GET {endpoint}` with `Upgrade: websocket`.
 pub async fn upgrade(
     State(hub): State<Arc<Hub>>,
-    ConnectInfo(RemoteAddr(remote)): ConnectInfo<RemoteAddr>,
+    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
     uri: Uri,
     headers: HeaderMap,
     mut ws: WebSocketUpgrade,
@@ -45,8 +46,12 @@ pub async fn upgrade(
     if hub.is_shutting_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    let handshake = match super::handshake::run(&hub, &uri, &headers, remote, "websocket") {
-        Ok(handshake) => handshake,
+    let Admitted {
+        handshake,
+        remote,
+        place,
+    } = match super::handshake::run(&hub, &uri, &headers, peer, "websocket") {
+        Ok(admitted) => admitted,
         Err(rejection) => return rejection.into_response(),
     };
     if let Some(protocol) = choose_subprotocol(ws.requested_protocols()) {
@@ -62,6 +67,7 @@ pub async fn upgrade(
     let token = hub.lifecycle.tracker.token();
     ws.on_upgrade(move |socket| async move {
         super::run_session(&hub, handshake, WebSocketWire::new(socket), remote).await;
+        drop(place);
         drop(token);
     })
 }
