@@ -266,8 +266,11 @@ async fn transactions_publish_on_commit_and_drop_on_abort_or_disconnect() {
 
 #[tokio::test]
 async fn a_consumer_that_never_reads_is_cut_off_while_a_fast_one_gets_everything() {
-    let server =
-        TestServer::start_with(|config| config.limits.outbound_queue_bytes = 128 * 1024).await;
+    let server = TestServer::start_with(|config| {
+        config.limits.outbound_queue_bytes = 128 * 1024;
+        config.limits.outbound_queue_grace_ms = 50;
+    })
+    .await;
     let mut slow = Client::connect(&server.url()).await;
     slow.subscribe("slow", "/topic/flood").await;
     let mut fast = Client::connect(&server.url()).await;
@@ -320,7 +323,10 @@ async fn a_consumer_that_never_reads_is_cut_off_while_a_fast_one_gets_everything
     );
     let message = saw_error.expect("an ERROR frame before the close");
     assert!(
-        message.starts_with("slow consumer: outbound queue went over 131072 bytes"),
+        message.starts_with(
+            "slow consumer: outbound queue stayed over limits.outbound_queue_bytes = 131072 \
+             for longer than limits.outbound_queue_grace_ms = 50"
+        ),
         "{message}"
     );
     let close = ended.expect("a close frame");
