@@ -202,7 +202,9 @@ pub async fn slow_consumer(
 }
 
 /// One kind of bad input per round: raw bytes that are not HTTP, binary noise,
-/// an oversized frame, a flood past the frame rate. Each must be refused.
+/// an oversized message, a frame begun and never finished. Each must be
+/// refused. (A flood past the frame rate is no longer refused: it is read
+/// slower, which the well-behaved publishers' figures would show.)
 pub async fn garbage_sender(target: Target, tally: Arc<Tally>, mut stop: watch::Receiver<bool>) {
     let authority = client::authority(&target.url)
         .unwrap_or("127.0.0.1:8080")
@@ -232,7 +234,7 @@ pub async fn garbage_sender(target: Target, tally: Arc<Tally>, mut stop: watch::
                         .collect(),
                     2 => format!("SEND\ndestination:{TOPIC}\n\n{}\0", "z".repeat(70_000))
                         .into_bytes(),
-                    _ => b"SEND\ndestination:/topic/void\n\nx\0".repeat(3000),
+                    _ => b"SEND\ndestination:/topic/void\ncontent-length:100\n\nunfinished".to_vec(),
                 };
                 let _ = sender.send_message(Message::Binary(bytes.into())).await;
                 match tokio::time::timeout(Duration::from_secs(5), receiver.next_frame()).await {

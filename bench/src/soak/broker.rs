@@ -22,12 +22,13 @@ pub struct Sample {
     pub open_fds: usize,
 }
 
-/// Small queues so slow consumers are cut within seconds, not minutes.
+/// Small queues so slow consumers are cut within seconds, not minutes, and a
+/// frame deadline the garbage senders' unfinished frames meet within their wait.
 fn config(port: u16) -> String {
     format!(
         "[server]\nbind = \"127.0.0.1:{port}\"\nweb_root = \"/nonexistent\"\n\n\
          [demo]\nenabled = false\n\n\
-         [limits]\noutbound_queue_bytes = 65536\nsend_time_limit_ms = 3000\n"
+         [limits]\noutbound_queue_bytes = 65536\nsend_time_limit_ms = 3000\nframe_timeout_ms = 2000\n"
     )
 }
 
