@@ -202,8 +202,10 @@ impl Outbound {
         }
     }
 
-    /// Which rule, if any, a queue of `bytes` breaks. Time is read only above
-    /// the soft limit, so a queue that keeps up pays nothing for it.
+    /// Which rule, if any, a queue of `bytes` breaks. A push reads the clock
+    /// only above the soft limit or past the server-wide cap, so publishing to
+    /// queues that keep up pays nothing for it (the writer reads it once per
+    /// batch it takes).
     fn overflow_at(&self, state: &mut State, bytes: usize, size: usize) -> Option<Overflow> {
         let limits = &self.limits;
         if bytes > limits.hard_bytes {

@@ -450,8 +450,11 @@ async fn serve<W: Wire>(
                 }
             }
             _ = sleep_until_some(throttled) => {
+                // The time spent not reading is not the client's: its silence
+                // and its unfinished frame are judged afresh from here.
                 throttled = None;
                 last_read = Instant::now();
+                reader.frame_deadline = None;
                 reader.receive(session, &[], shutdown).await
             }
             received = writer.wire.receive(), if throttled.is_none() => {

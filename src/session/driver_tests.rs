@@ -93,6 +93,16 @@ fn rules() -> ConnectionRules {
 
 const QUEUE_LIMIT: usize = 8 * 1024;
 
+fn session_config() -> SessionConfig {
+    SessionConfig {
+        heartbeat: (10_000, 10_000),
+        heartbeat_min_ms: 1_000,
+        max_subscriptions: 8,
+        max_transactions: 2,
+        max_transaction_bytes: 1024,
+    }
+}
+
 fn app(builder: AppBuilder) -> Arc<AppRuntime> {
     let broker = Broker::new(Prefixes::new(vec!["/app".into()], vec!["/topic".into()]));
     let settings = AppSettings {
@@ -119,17 +129,19 @@ impl Harness {
     }
 
     fn start_with(app: Arc<AppRuntime>, rules: ConnectionRules) -> Harness {
+        Harness::start_configured(app, rules, session_config())
+    }
+
+    fn start_configured(
+        app: Arc<AppRuntime>,
+        rules: ConnectionRules,
+        config: SessionConfig,
+    ) -> Harness {
         let (client, inbound) = mpsc::channel(1);
         let (written_tx, written) = mpsc::unbounded_channel();
         let writable = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
         let shutdown = CancellationToken::new();
-        let config = Arc::new(SessionConfig {
-            heartbeat: (10_000, 10_000),
-            heartbeat_min_ms: 1_000,
-            max_subscriptions: 8,
-            max_transactions: 2,
-            max_transaction_bytes: 1024,
-        });
+        let config = Arc::new(config);
         let outbound = Arc::new(Outbound::new(QUEUE_LIMIT));
         let mut session = Session::new(Handshake::default(), app, outbound, config);
         let wire = TestWire {
@@ -171,8 +183,13 @@ impl Harness {
         assert_eq!(self.next_frame().await.command, Command::Connected);
     }
 
+    /// What the driver wrote next. Under the paused clock a driver that waits
+    /// for nothing would hang the test; the limit turns that into a failure.
     async fn next(&mut self) -> Written {
-        self.written.recv().await.expect("the driver wrote")
+        tokio::time::timeout(Duration::from_secs(3_600), self.written.recv())
+            .await
+            .expect("the driver wrote within an hour of paused time")
+            .expect("the driver wrote")
     }
 
     async fn next_frame(&mut self) -> Frame {
@@ -470,7 +487,7 @@ async fn a_sender_over_the_frame_rate_is_read_slower_and_loses_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_throttled_client_is_not_judged_silent_while_the_driver_is_not_reading() {
-    let mut harness = Harness::start_with(
+    let mut harness = Harness::start_configured(
         app(AppBuilder::new()),
         ConnectionRules {
             frame_rate: Some(FrameRate {
@@ -479,9 +496,14 @@ async fn a_throttled_client_is_not_judged_silent_while_the_driver_is_not_reading
             }),
             ..rules()
         },
+        SessionConfig {
+            heartbeat_min_ms: 100,
+            ..session_config()
+        },
     );
-    // 1 s heart-beats: silence for 3 s would end the session.
-    harness.connect("1000,1000").await;
+    // 100 ms heart-beats: 300 ms of silence would end the session, and each
+    // throttle lasts a second.
+    harness.connect("100,100").await;
     for n in 0..6 {
         harness
             .send(

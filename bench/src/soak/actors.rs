@@ -234,7 +234,9 @@ pub async fn garbage_sender(target: Target, tally: Arc<Tally>, mut stop: watch::
                         .collect(),
                     2 => format!("SEND\ndestination:{TOPIC}\n\n{}\0", "z".repeat(70_000))
                         .into_bytes(),
-                    _ => b"SEND\ndestination:/topic/void\ncontent-length:100\n\nunfinished".to_vec(),
+                    _ => {
+                        b"SEND\ndestination:/topic/void\ncontent-length:100\n\nunfinished".to_vec()
+                    }
                 };
                 let _ = sender.send_message(Message::Binary(bytes.into())).await;
                 match tokio::time::timeout(Duration::from_secs(5), receiver.next_frame()).await {
