@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Compares two stomphub commits side by side in one run, alternating old and new
 # so that the noise of a shared machine falls on both: fan-out 1 -> 100 at full
-# speed and 10,000 idle connections, ROUNDS times each, with the same load
+# speed, point-to-point to 1,000 users from 4 publishers, and 10,000 idle
+# connections, ROUNDS times each, with the same load
 # generator (built from the working tree). Not part of CI.
 #
 #   scripts/bench-compare.sh OLD_COMMIT [NEW_COMMIT]     # NEW defaults to HEAD
 #
-# Prints deliveries/s, broker CPU per delivery and RSS per connection for each
-# run and the medians; everything listens on 127.0.0.1 and every phase is bounded.
+# Prints deliveries/s, broker CPU per delivery or message, and RSS per
+# connection for each run and the medians; everything listens on 127.0.0.1 and every phase is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -86,6 +87,7 @@ for round in $(seq 1 "$ROUNDS"); do
   for name in old new; do
     echo "==> round $round: $name"
     run "$name" fanout "$round" fanout --subscribers 100 --messages 5000 --body 128 --max-seconds 60
+    run "$name" p2p "$round" p2p --users 1000 --publishers 4 --messages 50000 --body 128 --max-seconds 60
     run "$name" conns "$round" conns --connections 10000 --hold-seconds 5
   done
 done
@@ -99,17 +101,25 @@ def load(scenario, name, round_):
     path = out / f"{scenario}-{name}-{round_}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
+def p2p_cpu_us(run):
+    broker = run.get("broker")
+    if not broker or not run.get("published"):
+        return None
+    return broker["cpu_seconds"] * 1e6 / run["published"]
+
 rows = {
-    "fan-out deliveries/s": ("fanout", "deliveries_per_second"),
-    "broker CPU us per delivery": ("fanout", "broker_cpu_us_per_delivery"),
-    "RSS KiB per connection": ("conns", "broker_rss_per_connection_kib"),
+    "fan-out deliveries/s": ("fanout", lambda run: run.get("deliveries_per_second")),
+    "broker CPU us per delivery": ("fanout", lambda run: run.get("broker_cpu_us_per_delivery")),
+    "p2p messages/s": ("p2p", lambda run: run.get("messages_per_second")),
+    "broker CPU us per p2p message": ("p2p", p2p_cpu_us),
+    "RSS KiB per connection": ("conns", lambda run: run.get("broker_rss_per_connection_kib")),
 }
 print(f"\n{'':30} {'old':>40} {'new':>40} {'new/old':>8}")
 for label, (scenario, key) in rows.items():
     values = {}
     for name in ("old", "new"):
         runs = [load(scenario, name, r) for r in range(1, rounds + 1)]
-        values[name] = [run[key] for run in runs if run and run.get(key) is not None]
+        values[name] = [v for v in (key(run) for run in runs if run) if v is not None]
     cells = {name: " ".join(f"{v:,.2f}" for v in vals) for name, vals in values.items()}
     if values["old"] and values["new"]:
         ratio = statistics.median(values["new"]) / statistics.median(values["old"])
