@@ -283,9 +283,9 @@ pub struct LimitsConfig {
     pub max_frames_per_second: u32,
     /// Frames one session may send in a burst above that rate.
     pub frame_burst: u32,
-    /// Bytes queued for all sessions together. Past it, every session whose queue
-    /// is above `outbound_queue_bytes` when a message arrives is cut off as a
-    /// slow consumer.
+    /// Bytes queued for all sessions together. Past it, a session whose queue
+    /// holds more than its fair share of it is cut off as a slow consumer once
+    /// its writer stalls, or at once at several shares.
     pub max_queued_bytes_total: usize,
 }
 
