@@ -331,6 +331,16 @@ fn stomphub_under_ulimit(flag: &str, limit: u32) -> Command {
     command
 }
 
+/// `stomphub` with `args` under `ulimit FLAG LIMIT`, listening: the running
+/// process (stopped when dropped), its address and its log up to listening.
+fn serve_under_ulimit(flag: &str, limit: u32, args: &[&str]) -> (Running, String, Vec<String>) {
+    let (child, addr, start_log, lines) = common::process::spawn_listening_with_start_log(
+        stomphub_under_ulimit(flag, limit).args(args),
+    );
+    std::thread::spawn(move || lines.for_each(drop));
+    (Running(child), addr, start_log)
+}
+
 /// Sends `GET {path}` on `stream` and reads the answer's head.
 fn request_head(stream: &mut std::net::TcpStream, path: &str, close: bool) -> String {
     use std::io::{Read, Write};
@@ -360,14 +370,8 @@ fn request_head(stream: &mut std::net::TcpStream, path: &str, close: bool) -> St
 /// and applied: the 173rd connection is answered 503 naming the key.
 #[test]
 fn the_default_connection_cap_follows_the_open_file_limit() {
-    let (child, addr, start_log, lines) =
-        common::process::spawn_listening_with_start_log(stomphub_under_ulimit("-n", 300).args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-        ]));
-    let _running = Running(child);
-    std::thread::spawn(move || lines.for_each(drop));
+    let (_running, addr, start_log) =
+        serve_under_ulimit("-n", 300, &["serve", "--bind", "127.0.0.1:0"]);
     assert!(
         start_log.iter().any(|line| line.contains("INFO")
             && line.contains("connection cap")
@@ -411,14 +415,8 @@ fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
         eprintln!("hard open-file limit {hard}: nothing to raise a soft limit of 300 to");
         return;
     }
-    let (child, _addr, start_log, lines) =
-        common::process::spawn_listening_with_start_log(stomphub_under_ulimit("-Sn", 300).args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-        ]));
-    let _running = Running(child);
-    std::thread::spawn(move || lines.for_each(drop));
+    let (_running, _addr, start_log) =
+        serve_under_ulimit("-Sn", 300, &["serve", "--bind", "127.0.0.1:0"]);
     assert!(
         start_log
             .iter()
@@ -442,16 +440,11 @@ fn a_configured_cap_above_the_open_file_limit_is_a_warning() {
         "over.toml",
         "[limits]\nmax_connections = 5000\n",
     );
-    let (child, addr, start_log, lines) =
-        common::process::spawn_listening_with_start_log(stomphub_under_ulimit("-n", 300).args([
-            "--config",
-            &config,
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-        ]));
-    let _running = Running(child);
-    std::thread::spawn(move || lines.for_each(drop));
+    let (_running, addr, start_log) = serve_under_ulimit(
+        "-n",
+        300,
+        &["--config", &config, "serve", "--bind", "127.0.0.1:0"],
+    );
     assert!(
         start_log.iter().any(|line| line.contains("WARN")
             && line.contains("limits.max_connections is above what the open-file limit allows")
