@@ -159,3 +159,41 @@ async fn a_missing_or_mismatched_certificate_stops_the_start_with_the_key_named(
     let error = stomphub::Server::bind(config).await.err().unwrap();
     assert!(error.to_string().contains("do not fit"), "{error}");
 }
+
+/// Over TLS too, a message over the limit gets its ERROR and close code 1009
+/// while the client is still sending it (the connection lingers, no reset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_limit_gets_its_error_and_1009_over_wss() {
+    let certificate = certificate();
+    let tls = certificate.config.clone();
+    let server = TestServer::start_with(move |config| config.server.tls = Some(tls)).await;
+    for _ in 0..5 {
+        let stream = tls_connect(&server, &certificate.der).await;
+        let url = format!("wss://localhost:{}/endpoint-websocket", server.addr.port());
+        let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+        ws.send(Message::text(
+            "CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0",
+        ))
+        .await
+        .unwrap();
+        assert!(next_text(&mut ws).await.starts_with("CONNECTED\n"));
+        let mut frame = b"SEND\ndestination:/topic/secure\n\n".to_vec();
+        frame.resize(frame.len() + 1024 * 1024, b'x');
+        frame.push(0);
+        ws.send(Message::binary(frame))
+            .await
+            .expect("the server reads the rest of the refused message");
+        let error = next_text(&mut ws).await;
+        assert!(error.starts_with("ERROR\n"), "{error}");
+        assert!(error.contains("limits.max_frame_size"), "{error}");
+        let close = loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+                Ok(Some(Ok(Message::Close(close)))) => break close,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        };
+        let close = close.expect("a close code");
+        assert_eq!(u16::from(close.code), 1009);
+    }
+}

@@ -230,9 +230,14 @@ pub struct Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Transport::Plain(_) = &self.io
-            && let Transport::Plain(guard) = std::mem::replace(&mut self.io, Transport::Lingering)
-        {
+        // Under TLS the socket lingers the same way: what the client still
+        // sends is discarded as raw bytes, after the TLS close.
+        let guard = match std::mem::replace(&mut self.io, Transport::Lingering) {
+            Transport::Plain(guard) => Some(guard),
+            Transport::Tls(tls) => tls.into_transport(),
+            Transport::Lingering => None,
+        };
+        if let Some(guard) = guard {
             super::linger::close(guard.into_inner(), self.ticket.take());
         }
     }

@@ -89,6 +89,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> LazyTls<S> {
         }
     }
 
+    /// The transport under an established session, for a lingering close.
+    pub fn into_transport(self) -> Option<S> {
+        match self {
+            LazyTls::Ready(stream) => Some(stream.into_inner().0),
+            LazyTls::Handshaking(_) | LazyTls::Failed => None,
+        }
+    }
+
     fn stream(&mut self) -> Option<Pin<&mut TlsStream<S>>> {
         match self {
             LazyTls::Ready(stream) => Some(Pin::new(stream.as_mut())),
