@@ -162,14 +162,15 @@ pub enum Closed {
     Requested,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     items: VecDeque<(Outgoing, usize)>,
     bytes: usize,
     /// Since when the queue has been above its soft limit without a drain.
     over_since: Option<Instant>,
-    /// When the writer last took what was queued.
-    drained_at: Option<Instant>,
+    /// When the writer last took what was queued (or the queue was made: a
+    /// new client has had no chance to read yet).
+    drained_at: Instant,
     closed: Option<Closed>,
 }
 
@@ -192,9 +193,11 @@ impl Outbound {
         budget.queues.fetch_add(1, Ordering::Relaxed);
         Outbound {
             state: Mutex::new(State {
-                // A new client has had no chance to read yet.
-                drained_at: Some(Instant::now()),
-                ..State::default()
+                items: VecDeque::new(),
+                bytes: 0,
+                over_since: None,
+                drained_at: Instant::now(),
+                closed: None,
             }),
             ready: Notify::new(),
             limits,
@@ -232,7 +235,7 @@ impl Outbound {
         // behind for a moment, but whose writer keeps draining, stays; the
         // total stays within a multiple of the cap.
         let share = self.budget.share();
-        let stalled = state.drained_at.is_none_or(|at| at.elapsed() >= STALLED);
+        let stalled = state.drained_at.elapsed() >= STALLED;
         if bytes > share.saturating_mul(SHARES_WITHOUT_STALL) || (bytes > share && stalled) {
             self.budget.release(size);
             return Some(Overflow::Global {
@@ -284,7 +287,7 @@ impl Outbound {
         batch.extend(state.items.drain(..).map(|(item, _)| item));
         self.budget.release(std::mem::take(&mut state.bytes));
         state.over_since = None;
-        state.drained_at = Some(Instant::now());
+        state.drained_at = Instant::now();
         state.closed.clone()
     }
 
