@@ -6,7 +6,7 @@ use crate::app::AppRuntime;
 use crate::app::template::MessagingTemplate;
 use crate::broker::Broker;
 use crate::cluster::Cluster;
-use crate::config::{SseConfig, WebSocketConfig};
+use crate::config::{SockJsConfig, SseConfig, WebSocketConfig};
 use crate::security::Authenticator;
 use crate::security::connections::Admission;
 use crate::security::origin::OriginPolicy;
@@ -49,6 +49,7 @@ pub struct Lifecycle {
 pub struct TransportSettings {
     pub websocket: WebSocketConfig,
     pub sse: SseConfig,
+    pub sockjs: SockJsConfig,
     /// `api.token`; empty leaves the HTTP API open.
     pub api_token: String,
 }

@@ -2,9 +2,11 @@
 
 mod cluster;
 mod security;
+mod sockjs;
 
 pub use cluster::{ClusterBackend, ClusterConfig, redacted_url};
 pub use security::{AclRuleConfig, AuthConfig, JwtAlgorithm, JwtConfig, TlsConfig, UserConfig};
+pub use sockjs::SockJsConfig;
 
 use crate::stomp::Limits;
 use serde::{Deserialize, Serialize};
@@ -52,6 +54,8 @@ pub struct Config {
     #[serde(rename = "route")]
     pub routes: Vec<RouteConfig>,
     pub sse: SseConfig,
+    /// `[sockjs]`: the SockJS protocol on the STOMP endpoint.
+    pub sockjs: SockJsConfig,
     /// `[[history]]` tables: destinations that keep their last messages for replay.
     #[serde(rename = "history")]
     pub history: Vec<HistoryConfig>,
@@ -392,6 +396,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.cluster.validate()?;
+        self.sockjs.validate()?;
         validate_path("stomp.endpoint", &self.stomp.endpoint)?;
         validate_prefixes("stomp.app_prefixes", &self.stomp.app_prefixes)?;
         validate_prefixes("stomp.broker_prefixes", &self.stomp.broker_prefixes)?;

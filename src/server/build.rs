@@ -118,6 +118,7 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         settings: TransportSettings {
             websocket: config.websocket.clone(),
             sse: config.sse.clone(),
+            sockjs: config.sockjs.clone(),
             api_token: config.api.token.clone(),
         },
     };

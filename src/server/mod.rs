@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError};
 use crate::hub::Hub;
 use crate::security::origin::OriginPolicy;
 use crate::transport::listener::{GuardedListener, ListenerSettings, RemoteAddr};
-use crate::transport::{http_api, sse, websocket};
+use crate::transport::{http_api, sockjs, sse, websocket};
 use axum::Router;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -58,9 +58,12 @@ fn router(hub: Arc<Hub>, config: &Config) -> Router {
     if config.sse.enabled {
         cross_origin = cross_origin.merge(sse::routes());
     }
-    let mut router = Router::new()
-        .route(&config.stomp.endpoint, get(websocket::upgrade))
-        .merge(cross_origin.layer(cors(hub.origins.clone())));
+    let mut router = if config.sockjs.enabled {
+        sockjs::routes(hub.clone(), &config.stomp.endpoint)
+    } else {
+        Router::new().route(&config.stomp.endpoint, get(websocket::upgrade))
+    }
+    .merge(cross_origin.layer(cors(hub.origins.clone())));
     if config.demo.enabled {
         router = router.merge(crate::demo::http_routes());
     }

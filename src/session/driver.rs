@@ -47,6 +47,10 @@ pub enum WireError {
     /// A text message that is not UTF-8.
     #[error("invalid UTF-8 in a text message")]
     InvalidUtf8,
+    /// A message the transport's own framing cannot read (a SockJS message
+    /// that is not a JSON array of strings).
+    #[error("{0}")]
+    Malformed(String),
     #[error("{0}")]
     Io(String),
 }
@@ -99,8 +103,14 @@ pub trait Wire: Send {
         version: Version,
     ) -> impl Future<Output = Result<(), WireError>> + Send;
 
-    /// Writes a STOMP heart-beat, or the transport's keep-alive.
+    /// Writes a STOMP heart-beat.
     fn send_heartbeat(&mut self) -> impl Future<Output = Result<(), WireError>> + Send;
+
+    /// Writes the transport's keep-alive, due after [`Wire::keepalive`] of
+    /// silence; a STOMP heart-beat unless the transport has its own.
+    fn send_keepalive(&mut self) -> impl Future<Output = Result<(), WireError>> + Send {
+        self.send_heartbeat()
+    }
 
     /// Ends the connection, saying why when `reason` is given.
     fn close(&mut self, reason: Option<CloseReason>) -> impl Future<Output = ()> + Send;
@@ -129,6 +139,8 @@ pub enum End {
     TooLarge,
     /// A text message that is not UTF-8, already answered with an ERROR.
     InvalidUtf8,
+    /// A message the transport could not read, already answered with an ERROR.
+    Malformed,
     Shutdown,
 }
 
@@ -142,6 +154,7 @@ impl End {
             End::FrameTimeout => (CloseReason::POLICY, "frame not completed in time"),
             End::TooLarge => (CloseReason::TOO_BIG, "message too large"),
             End::InvalidUtf8 => (CloseReason::INVALID_DATA, "invalid UTF-8"),
+            End::Malformed => (CloseReason::INVALID_DATA, "malformed message"),
             End::Shutdown => (CloseReason::AWAY, "server shutting down"),
             End::ClientClosed | End::ReadFailed(_) | End::WriteFailed(_) => return None,
         };
@@ -161,6 +174,7 @@ impl std::fmt::Display for End {
             End::FrameTimeout => f.write_str("a frame was not completed in time"),
             End::TooLarge => f.write_str("message too large"),
             End::InvalidUtf8 => f.write_str("invalid UTF-8 in a text message"),
+            End::Malformed => f.write_str("malformed transport message"),
             End::Shutdown => f.write_str("server shutting down"),
         }
     }
@@ -252,8 +266,14 @@ impl<W: Wire> Writer<W> {
         }
     }
 
-    async fn heart_beat(&mut self) -> Result<(), End> {
-        match timeout(self.send_time_limit, self.wire.send_heartbeat()).await {
+    /// A STOMP heart-beat, or with `keepalive` the transport's own keep-alive.
+    async fn heart_beat(&mut self, keepalive: bool) -> Result<(), End> {
+        let written = if keepalive {
+            timeout(self.send_time_limit, self.wire.send_keepalive()).await
+        } else {
+            timeout(self.send_time_limit, self.wire.send_heartbeat()).await
+        };
+        match written {
             Ok(Ok(())) => {
                 self.last_write = Instant::now();
                 Ok(())
@@ -273,6 +293,7 @@ impl<W: Wire> Writer<W> {
                 | End::FrameTimeout
                 | End::TooLarge
                 | End::InvalidUtf8
+                | End::Malformed
                 | End::Shutdown => {
                     let _ = self.write_queued(session).await;
                 }
@@ -391,7 +412,7 @@ async fn sleep_until_some(deadline: Option<Instant>) {
     }
 }
 
-fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -411,6 +432,10 @@ fn refuse_read(session: &mut Session, error: WireError, rules: &ConnectionRules)
         WireError::InvalidUtf8 => {
             session.fail(&SessionError::InvalidUtf8);
             End::InvalidUtf8
+        }
+        WireError::Malformed(why) => {
+            session.fail(&SessionError::Malformed(why));
+            End::Malformed
         }
         WireError::Io(why) => End::ReadFailed(why),
     }
@@ -437,8 +462,9 @@ async fn serve<W: Wire>(
             (None, Some(_)) => heartbeat.read_timeout().map(|limit| last_read + limit),
         };
         let frame_deadline = reader.frame_deadline.filter(|_| throttled.is_none());
-        let send_deadline =
-            earliest(heartbeat.send_every, keepalive).map(|every| writer.last_write + every);
+        let heartbeat_due = heartbeat.send_every.map(|every| writer.last_write + every);
+        let keepalive_due = keepalive.map(|every| writer.last_write + every);
+        let send_deadline = earliest(heartbeat_due, keepalive_due);
         let next = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return End::Shutdown,
@@ -479,7 +505,9 @@ async fn serve<W: Wire>(
                 return End::FrameTimeout;
             }
             _ = sleep_until_some(send_deadline) => {
-                if let Err(end) = writer.heart_beat().await {
+                // The STOMP heart-beat when it is due: it also keeps the transport alive.
+                let keepalive_only = heartbeat_due.is_none_or(|due| Instant::now() < due);
+                if let Err(end) = writer.heart_beat(keepalive_only).await {
                     return end;
                 }
                 continue;

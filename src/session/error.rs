@@ -82,6 +82,8 @@ pub enum SessionError {
     InvalidUtf8,
     #[error("a frame was begun but not completed within {0} ms (limits.frame_timeout_ms)")]
     FrameTimeout(u128),
+    #[error("malformed transport message: {0}")]
+    Malformed(String),
 }
 
 impl SessionError {

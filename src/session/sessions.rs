@@ -55,6 +55,10 @@ impl Sessions {
         &self.rules
     }
 
+    pub fn queue_limits(&self) -> QueueLimits {
+        self.queue_limits
+    }
+
     pub fn queued(&self) -> &QueueBudget {
         &self.queued
     }

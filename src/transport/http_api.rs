@@ -193,11 +193,12 @@ pub(crate) fn stats_view(state: &Hub) -> NodeStats {
     let counters = state.broker().counters();
     let mut transports = BTreeMap::new();
     for info in state.app.directory.list() {
-        let transport = info
-            .attributes
-            .get("transport")
-            .cloned()
-            .unwrap_or_default();
+        let attributes = &info.attributes;
+        let mut transport = attributes.get("transport").cloned().unwrap_or_default();
+        // SockJS sessions count per sub-transport: "sockjs/xhr_streaming".
+        if let Some(sub) = attributes.get("sockjs_transport") {
+            transport = format!("{transport}/{sub}");
+        }
         *transports.entry(transport).or_default() += 1;
     }
     NodeStats {

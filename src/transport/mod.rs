@@ -7,6 +7,7 @@ pub mod handshake;
 pub mod http_api;
 mod linger;
 pub mod listener;
+pub mod sockjs;
 pub mod sse;
 pub mod tls;
 pub mod websocket;

@@ -76,13 +76,13 @@ pub async fn upgrade(
 /// for the frame plus the end-of-line heart-beats a client may append, so the
 /// user knows one number, and a frame just over it still reaches the decoder,
 /// whose ERROR says the same as the one for a larger message.
-fn message_limit(max_frame_size: usize) -> usize {
+pub(super) fn message_limit(max_frame_size: usize) -> usize {
     max_frame_size.saturating_add(1024)
 }
 
 /// A read error the client caused, told apart from a broken connection so
 /// that the driver can answer it with an ERROR and a close code.
-fn read_error(error: axum::Error) -> WireError {
+pub(super) fn read_error(error: axum::Error) -> WireError {
     let error = error.into_inner();
     match error.downcast_ref::<tungstenite::Error>() {
         Some(tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
