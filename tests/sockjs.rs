@@ -490,3 +490,59 @@ async fn turned_off_it_leaves_plain_stomp_over_websocket() {
     let url = format!("ws://{}{BASE}/000/x/websocket", server.addr);
     assert!(tokio_tungstenite::connect_async(&url).await.is_err());
 }
+
+#[tokio::test]
+async fn origins_are_checked_on_every_request_and_allowed_ones_get_cors_with_credentials() {
+    let server = TestServer::start_with(|config| {
+        config.server.allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
+    let path = format!("{BASE}/000/orig/xhr");
+    let foreign = request(
+        server.addr,
+        "POST",
+        &path,
+        &[("Origin", "https://evil.example")],
+        "",
+    )
+    .await;
+    assert_eq!(foreign.status, 403, "{foreign:?}");
+    let allowed = request(
+        server.addr,
+        "POST",
+        &path,
+        &[("Origin", "https://app.example")],
+        "",
+    )
+    .await;
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    let headers = allowed.headers.to_lowercase();
+    assert!(
+        headers.contains("access-control-allow-origin: https://app.example"),
+        "{headers}"
+    );
+    assert!(
+        headers.contains("access-control-allow-credentials: true"),
+        "{headers}"
+    );
+    // The session exists now; a foreign page may not send into it.
+    let send = format!("{BASE}/000/orig/xhr_send");
+    let foreign = request(
+        server.addr,
+        "POST",
+        &send,
+        &[("Origin", "https://evil.example")],
+        CONNECT,
+    )
+    .await;
+    assert_eq!(foreign.status, 403, "{foreign:?}");
+    let foreign = request(
+        server.addr,
+        "POST",
+        &path,
+        &[("Origin", "https://evil.example")],
+        "",
+    )
+    .await;
+    assert_eq!(foreign.status, 403, "{foreign:?}");
+}

@@ -394,6 +394,14 @@ fn find_or_open(
     Ok(shared)
 }
 
+/// `server.allowed_origins`, as for the WebSocket endpoint.
+fn check_origin(hub: &Hub, headers: &HeaderMap) -> Result<(), Refused> {
+    let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    hub.origins
+        .check(header(header::ORIGIN), header(header::HOST))
+        .map_err(|message| Refused::new(StatusCode::FORBIDDEN, message))
+}
+
 /// A receiving request: frames of the session, opened here if it is new.
 fn receive(
     sockjs: &SockJs,
@@ -405,6 +413,10 @@ fn receive(
 ) -> Response {
     if !valid_ids(&server, &session) {
         return not_found();
+    }
+    // Every request of a session, not only the one that opened it.
+    if let Err(refused) = check_origin(&sockjs.hub, headers) {
+        return refused.into_response();
     }
     let shared = match find_or_open(sockjs, &session, uri, headers, peer, kind.name()) {
         Ok(shared) => shared,
@@ -563,13 +575,8 @@ async fn send(
         return Err(Refused::not_found());
     }
     let hub = &sockjs.hub;
+    check_origin(hub, headers)?;
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Err(message) = hub
-        .origins
-        .check(header(header::ORIGIN), header(header::HOST))
-    {
-        return Err(Refused::new(StatusCode::FORBIDDEN, message));
-    }
     let shared = match sockjs.registry.get(&session) {
         Some(shared) if !shared.is_closed() => shared,
         _ => return Err(Refused::not_found()),
