@@ -24,6 +24,101 @@ use stomphub::stomp::Command;
 
 const TOPIC: &str = "/topic/cluster";
 
+/// A SockJS xhr-polling session, one request per connection as a browser's may be.
+struct SockJsPoller {
+    addr: std::net::SocketAddr,
+    base: String,
+}
+
+impl SockJsPoller {
+    async fn open(addr: std::net::SocketAddr, session: &str) -> SockJsPoller {
+        let poller = SockJsPoller {
+            addr,
+            base: format!("/endpoint-websocket/000/{session}"),
+        };
+        assert_eq!(poller.poll().await, Vec::<String>::new(), "the open frame");
+        poller
+            .send("CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0")
+            .await;
+        poller.frames_until("CONNECTED").await;
+        poller
+    }
+
+    async fn send(&self, frame: &str) {
+        let body = serde_json::to_string(&[frame]).expect("JSON");
+        let path = format!("{}/xhr_send", self.base);
+        let sent = common::http::request(self.addr, "POST", &path, &[], &body).await;
+        assert_eq!(sent.status, 204, "{sent:?}");
+    }
+
+    /// The STOMP frames of one poll (none for `o` or `h`).
+    async fn poll(&self) -> Vec<String> {
+        let path = format!("{}/xhr", self.base);
+        let response = common::http::request(self.addr, "POST", &path, &[], "").await;
+        assert_eq!(response.status, 200, "{response:?}");
+        let body = dechunk(&response.body);
+        let frame = body.trim_end();
+        match frame.strip_prefix('a') {
+            Some(array) => serde_json::from_str(array).expect("an array of strings"),
+            None => {
+                assert!(
+                    frame == "o" || frame == "h",
+                    "unexpected SockJS frame {frame:?}"
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    async fn frames_until(&self, command: &str) -> Vec<String> {
+        let mut frames = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !frames.iter().any(|f: &String| f.starts_with(command)) {
+            assert!(
+                Instant::now() < deadline,
+                "no {command} within 10 s: {frames:?}"
+            );
+            frames.extend(self.poll().await);
+        }
+        frames
+    }
+
+    /// The bodies of the next `count` MESSAGE frames.
+    async fn bodies(&self, count: usize) -> Vec<String> {
+        let mut bodies = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while bodies.len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} within 20 s",
+                bodies.len()
+            );
+            for frame in self.poll().await {
+                if let Some(("MESSAGE", rest)) = frame.split_once('\n')
+                    && let Some((_, body)) = rest.split_once("\n\n")
+                {
+                    bodies.push(body.trim_end_matches('\0').to_owned());
+                }
+            }
+        }
+        bodies
+    }
+}
+
+/// The data of a chunked HTTP body.
+fn dechunk(mut raw: &str) -> String {
+    let mut data = String::new();
+    while let Some((size, rest)) = raw.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        data.push_str(&rest[..size]);
+        raw = &rest[size + 2..];
+    }
+    data
+}
+
 /// Bodies of the next `count` MESSAGE frames that are not warm-ups.
 async fn receive(client: &mut Client, count: usize, what: &str) -> Vec<String> {
     let mut bodies = Vec::with_capacity(count);
@@ -177,6 +272,15 @@ async fn three_nodes_behind_nginx_share_one_broker() {
     .await;
 
     // Publisher on node 1: every subscriber gets every message once, in order.
+    // A SockJS xhr-polling session through round-robin nginx: the documented
+    // config keeps its requests on one node, which receives from node 1.
+    let sockjs = SockJsPoller::open(nginx.round_robin, "clusterpoll").await;
+    sockjs
+        .send(&format!(
+            "SUBSCRIBE\nid:0\ndestination:{TOPIC}\nreceipt:sub\n\n\0"
+        ))
+        .await;
+    sockjs.frames_until("RECEIPT").await;
     for i in 0..300 {
         publisher.publish(TOPIC, &format!("m-{i}")).await;
     }
@@ -196,6 +300,7 @@ async fn three_nodes_behind_nginx_share_one_broker() {
         receive(&mut wildcard, 300, "wildcard").await,
         numbered("m", 0..300)
     );
+    assert_eq!(sockjs.bodies(300).await, numbered("m", 0..300), "SockJS");
     nothing_more(&mut wildcard, Duration::from_millis(200), "wildcard").await;
     drop(wildcard);
     for (index, subscriber) in subscribers.iter_mut().enumerate() {
