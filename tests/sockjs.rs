@@ -140,10 +140,13 @@ async fn session_urls_need_ids_without_dots_and_known_sessions() {
         "/a/a./xhr",
         "/././xhr",
         "//a/xhr",
+        "///xhr",
         "/a/a/nonsense",
     ] {
-        let response = post(server.addr, &format!("{BASE}{path}"), "").await;
-        assert_eq!(response.status, 404, "{path}: {response:?}");
+        for method in ["GET", "POST"] {
+            let response = request(server.addr, method, &format!("{BASE}{path}"), &[], "").await;
+            assert_eq!(response.status, 404, "{method} {path}: {response:?}");
+        }
     }
     let unknown = post(
         server.addr,

@@ -15,10 +15,12 @@ use crate::transport::listener::RemoteAddr;
 use crate::transport::websocket::{message_limit, upgrade as stomp_upgrade};
 use axum::Router;
 use axum::body::Body;
+use axum::extract::Request;
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use receiver::Kind;
@@ -78,6 +80,7 @@ pub fn routes(hub: Arc<Hub>, endpoint: &str) -> Router<Arc<Hub>> {
     });
     let base = endpoint.trim_end_matches('/');
     let session = format!("{base}/{{server}}/{{session}}");
+    let base_path: Arc<str> = format!("{base}/").into();
     Router::new()
         .route(endpoint, get(entry))
         .route(&format!("{base}/"), get(greeting))
@@ -94,6 +97,9 @@ pub fn routes(hub: Arc<Hub>, endpoint: &str) -> Router<Arc<Hub>> {
         .route(&format!("{session}/jsonp_send"), post(jsonp_send))
         .route(&format!("{session}/{{transport}}"), any(unknown_transport))
         .layer(cors(hub.origins.clone()))
+        .layer(middleware::from_fn(move |request, next| {
+            reject_bad_session_urls(base_path.clone(), request, next)
+        }))
         .with_state(sockjs)
 }
 
@@ -175,6 +181,21 @@ impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         text(self.status, self.message)
     }
+}
+
+/// A session URL with an empty or dotted id names no session, whatever the
+/// method: `404` before routing would answer `405`.
+async fn reject_bad_session_urls(base: Arc<str>, request: Request, next: Next) -> Response {
+    if let Some(rest) = request.uri().path().strip_prefix(&*base) {
+        let segments: Vec<&str> = rest.split('/').collect();
+        if let [server, session, transport] = segments[..]
+            && !transport.is_empty()
+            && !valid_ids(server, session)
+        {
+            return not_found();
+        }
+    }
+    next.run(request).await
 }
 
 async fn unknown_transport() -> Response {
@@ -577,10 +598,14 @@ async fn send(
     let hub = &sockjs.hub;
     check_origin(hub, headers)?;
     let header = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let shared = match sockjs.registry.get(&session) {
-        Some(shared) if !shared.is_closed() => shared,
-        _ => return Err(Refused::not_found()),
+    let Some(shared) = sockjs.registry.get(&session) else {
+        return Err(Refused::not_found());
     };
+    // Sent while the session ended: dropped, as the protocol says, so that
+    // the client learns of the end from its close frame, not a failed send.
+    if shared.is_closed() {
+        return Ok(());
+    }
     let max_frame_size = hub.sessions.rules().codec.max_frame_size;
     let limit = message_limit(max_frame_size);
     let body_limit = send_body_limit(max_frame_size);
@@ -633,7 +658,7 @@ async fn send(
             ));
         }
         if !shared.deliver(Ok(message)).await {
-            return Err(Refused::not_found());
+            break;
         }
     }
     Ok(())

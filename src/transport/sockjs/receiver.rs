@@ -150,11 +150,19 @@ pub fn stream(
     respond(content_type, Body::from_stream(body))
 }
 
-/// The one-frame answer to a request that may not receive.
+/// The one-frame answer to a request that may not receive: after the
+/// prelude, in its own chunk as on any stream.
 pub fn refuse(kind: &Kind, closed: CloseFrame) -> Response {
-    let mut body = kind.prelude();
-    kind.wrap(&closed.encode(), &mut body);
-    respond(kind.content_type(), Body::from(body))
+    let mut frame = String::new();
+    kind.wrap(&closed.encode(), &mut frame);
+    let chunks = [kind.prelude(), frame]
+        .into_iter()
+        .filter(|chunk| !chunk.is_empty())
+        .map(|chunk| Ok::<_, Infallible>(Bytes::from(chunk)));
+    respond(
+        kind.content_type(),
+        Body::from_stream(futures_util::stream::iter(chunks)),
+    )
 }
 
 fn respond(content_type: &str, body: Body) -> Response {
