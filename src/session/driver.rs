@@ -115,6 +115,11 @@ pub trait Wire: Send {
     /// Ends the connection, saying why when `reason` is given.
     fn close(&mut self, reason: Option<CloseReason>) -> impl Future<Output = ()> + Send;
 
+    /// Drops what the transport holds but has not written yet (messages
+    /// waiting between requests): the session was cut as a slow consumer, and
+    /// only its ERROR and the close are still to go.
+    fn discard_unsent(&mut self) {}
+
     /// A transport that needs traffic even when STOMP heart-beats are off
     /// (proxies close silent HTTP responses) writes a heart-beat after this long.
     fn keepalive(&self) -> Option<Duration> {
@@ -299,6 +304,7 @@ impl<W: Wire> Writer<W> {
                 }
                 // The queue is closed and was dropped: tell the client directly.
                 End::SlowConsumer(why) => {
+                    self.wire.discard_unsent();
                     let frame = error_frame(&SessionError::SlowConsumer(why.clone()), None, None);
                     let version = session.version().unwrap_or(Version::V1_2);
                     let _ = self.wire.send(&[Outgoing::Frame(frame)], version).await;

@@ -97,6 +97,7 @@ pub fn routes(hub: Arc<Hub>, endpoint: &str) -> Router<Arc<Hub>> {
         .route(&format!("{session}/jsonp_send"), post(jsonp_send))
         .route(&format!("{session}/{{transport}}"), any(unknown_transport))
         .layer(cors(hub.origins.clone()))
+        .layer(middleware::from_fn(finish_preflight))
         .layer(middleware::from_fn(move |request, next| {
             reject_bad_session_urls(base_path.clone(), request, next)
         }))
@@ -105,7 +106,7 @@ pub fn routes(hub: Arc<Hub>, endpoint: &str) -> Router<Arc<Hub>> {
 
 /// CORS with credentials: sockjs-client sends cookies on its cross-origin
 /// XHRs. Only for the origins `server.allowed_origins` admits. The layer
-/// answers every `OPTIONS` (200, cacheable for a year through max-age).
+/// answers every `OPTIONS`; `finish_preflight` makes it the protocol's.
 fn cors(origins: OriginPolicy) -> CorsLayer {
     let allow = AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
         let host = request.headers.get("host").and_then(|v| v.to_str().ok());
@@ -181,6 +182,26 @@ impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         text(self.status, self.message)
     }
+}
+
+/// sockjs-protocol's answer to `OPTIONS` on top of the CORS layer's: `204`,
+/// cacheable for a year, and `*` for a client that sent no `Origin`.
+async fn finish_preflight(request: Request, next: Next) -> Response {
+    let preflight = request.method() == Method::OPTIONS;
+    let without_origin = !request.headers().contains_key(header::ORIGIN);
+    let mut response = next.run(request).await;
+    if preflight && response.status().is_success() {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let headers = response.headers_mut();
+        cache_for_a_year(headers);
+        if without_origin {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+        }
+    }
+    response
 }
 
 /// A session URL with an empty or dotted id names no session, whatever the

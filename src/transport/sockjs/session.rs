@@ -399,6 +399,12 @@ impl Wire for HttpWire {
         self.queue(vec![r#""\n""#.to_owned()]).await
     }
 
+    fn discard_unsent(&mut self) {
+        let mut state = self.shared.state();
+        state.pending.clear();
+        state.pending_bytes = 0;
+    }
+
     async fn close(&mut self, reason: Option<CloseReason>) {
         // An interrupted session keeps saying so.
         self.shared

@@ -186,3 +186,20 @@ fn normal_ends_and_shutdown_say_go_away_others_their_reason() {
         r#"c[1008,"slow consumer"]"#
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_consumer_cut_drops_the_cache_so_its_error_goes_at_once() {
+    let (shared, mut wire, _registry) = session(2);
+    shared.receive().unwrap().finish();
+    wire.queue(vec![literal("a"), literal("b")]).await.unwrap();
+    wire.discard_unsent();
+    let started = Instant::now();
+    wire.queue(vec![literal("ERROR")]).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    let receiving = shared.receive().unwrap();
+    assert_eq!(receiving.next(HEARTBEAT).await, Event::Open);
+    assert_eq!(
+        receiving.next(HEARTBEAT).await,
+        Event::Messages(r#"a["ERROR"]"#.into())
+    );
+}
