@@ -141,6 +141,9 @@ async fn session_urls_need_ids_without_dots_and_known_sessions() {
         "/././xhr",
         "//a/xhr",
         "///xhr",
+        "//xhr",
+        "/a/xhr",
+        "/a/a/a/xhr",
         "/a/a/nonsense",
     ] {
         for method in ["GET", "POST"] {

@@ -67,9 +67,12 @@ fn router(hub: Arc<Hub>, config: &Config) -> Router {
     if config.demo.enabled {
         router = router.merge(crate::demo::http_routes());
     }
-    router
-        .fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true))
-        .with_state(hub)
+    router =
+        router.fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true));
+    if config.sockjs.enabled {
+        router = sockjs::guard_session_urls(router, &config.stomp.endpoint);
+    }
+    router.with_state(hub)
 }
 
 /// CORS answers for the origins `server.allowed_origins` admits.

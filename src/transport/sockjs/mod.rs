@@ -80,7 +80,6 @@ pub fn routes(hub: Arc<Hub>, endpoint: &str) -> Router<Arc<Hub>> {
     });
     let base = endpoint.trim_end_matches('/');
     let session = format!("{base}/{{server}}/{{session}}");
-    let base_path: Arc<str> = format!("{base}/").into();
     Router::new()
         .route(endpoint, get(entry))
         .route(&format!("{base}/"), get(greeting))
@@ -97,16 +96,13 @@ pub fn routes(hub: Arc<Hub>, endpoint: &str) -> Router<Arc<Hub>> {
         .route(&format!("{session}/jsonp_send"), post(jsonp_send))
         .route(&format!("{session}/{{transport}}"), any(unknown_transport))
         .layer(cors(hub.origins.clone()))
-        .layer(middleware::from_fn(finish_preflight))
-        .layer(middleware::from_fn(move |request, next| {
-            reject_bad_session_urls(base_path.clone(), request, next)
-        }))
+        .layer(middleware::from_fn(finish_cors))
         .with_state(sockjs)
 }
 
 /// CORS with credentials: sockjs-client sends cookies on its cross-origin
 /// XHRs. Only for the origins `server.allowed_origins` admits. The layer
-/// answers every `OPTIONS`; `finish_preflight` makes it the protocol's.
+/// answers every `OPTIONS`; `finish_cors` makes it the protocol's.
 fn cors(origins: OriginPolicy) -> CorsLayer {
     let allow = AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
         let host = request.headers.get("host").and_then(|v| v.to_str().ok());
@@ -184,35 +180,73 @@ impl IntoResponse for Refused {
     }
 }
 
-/// sockjs-protocol's answer to `OPTIONS` on top of the CORS layer's: `204`,
-/// cacheable for a year, and `*` for a client that sent no `Origin`.
-async fn finish_preflight(request: Request, next: Next) -> Response {
+/// sockjs-protocol's CORS on top of the CORS layer's: preflights are `204`
+/// and cacheable for a year; a page from `file://` (origin `null`) that the
+/// origin policy admits is answered `*`, since browsers take an echoed
+/// `null` as a refusal; a client without `Origin` gets `*`.
+async fn finish_cors(request: Request, next: Next) -> Response {
     let preflight = request.method() == Method::OPTIONS;
-    let without_origin = !request.headers().contains_key(header::ORIGIN);
+    let origin = request.headers().get(header::ORIGIN).cloned();
     let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let star = match &origin {
+        None => true,
+        Some(origin) => {
+            origin.as_bytes() == b"null"
+                && headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        }
+    };
+    if star {
+        // Browsers refuse `*` with credentials; such a page sends no cookies.
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+    }
     if preflight && response.status().is_success() {
         *response.status_mut() = StatusCode::NO_CONTENT;
-        let headers = response.headers_mut();
-        cache_for_a_year(headers);
-        if without_origin {
-            headers.insert(
-                header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            );
-        }
+        cache_for_a_year(response.headers_mut());
     }
     response
 }
 
-/// A session URL with an empty or dotted id names no session, whatever the
-/// method: `404` before routing would answer `405`.
+/// The transports of session URLs, `{server}/{session}/{transport}`.
+const SESSION_TRANSPORTS: [&str; 8] = [
+    "websocket",
+    "xhr",
+    "xhr_send",
+    "xhr_streaming",
+    "eventsource",
+    "htmlfile",
+    "jsonp",
+    "jsonp_send",
+];
+
+/// Answers `404` for a transport's URL without exactly two valid ids before
+/// it, whatever the method. For the whole `router`, static files included
+/// (call it after the fallback is set): routing would answer `405`, or hand a
+/// URL with an empty segment to the static files.
+pub fn guard_session_urls<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    endpoint: &str,
+) -> Router<S> {
+    let base: Arc<str> = format!("{}/", endpoint.trim_end_matches('/')).into();
+    router.layer(middleware::from_fn(move |request, next| {
+        reject_bad_session_urls(base.clone(), request, next)
+    }))
+}
+
 async fn reject_bad_session_urls(base: Arc<str>, request: Request, next: Next) -> Response {
     if let Some(rest) = request.uri().path().strip_prefix(&*base) {
         let segments: Vec<&str> = rest.split('/').collect();
-        if let [server, session, transport] = segments[..]
-            && !transport.is_empty()
-            && !valid_ids(server, session)
-        {
+        let names_a_transport = segments.len() > 1
+            && segments
+                .last()
+                .is_some_and(|last| SESSION_TRANSPORTS.contains(last));
+        let well_formed =
+            matches!(segments[..], [server, session, _] if valid_ids(server, session));
+        if names_a_transport && !well_formed {
             return not_found();
         }
     }
