@@ -171,7 +171,7 @@ fn respond(content_type: &str, body: Body) -> Response {
     if let Ok(value) = HeaderValue::from_str(content_type) {
         headers.insert(header::CONTENT_TYPE, value);
     }
-    super::no_cache(headers);
+    super::http::no_cache(headers);
     // nginx buffers responses unless told otherwise; a stream must flow.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
