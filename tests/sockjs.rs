@@ -552,3 +552,20 @@ async fn origins_are_checked_on_every_request_and_allowed_ones_get_cors_with_cre
     .await;
     assert_eq!(foreign.status, 403, "{foreign:?}");
 }
+
+#[tokio::test]
+async fn sessions_follow_max_connections_and_zero_means_no_cap() {
+    let server = TestServer::start_with(|config| config.limits.max_connections = Some(0)).await;
+    connect_polling(server.addr, "nocap").await;
+    let server = TestServer::start_with(|config| config.limits.max_connections = Some(2)).await;
+    for session in ["cap1", "cap2"] {
+        let opened = post(server.addr, &format!("{BASE}/000/{session}/xhr"), "").await;
+        assert_eq!(opened.body, "2\r\no\n\r\n0\r\n\r\n", "{opened:?}");
+    }
+    let refused = post(server.addr, &format!("{BASE}/000/cap3/xhr"), "").await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(
+        refused.body.contains("limits.max_connections"),
+        "{refused:?}"
+    );
+}

@@ -113,7 +113,10 @@ fn find_or_open(
     let (shared, inbound) = Shared::new(id.to_owned(), cache);
     // Sessions outlive the requests of polling clients, so the listener's
     // connection cap cannot count them: the registry applies the same number.
-    let limit = hub.admission.max_total();
+    let limit = match hub.admission.max_total() {
+        0 => usize::MAX,
+        limit => limit,
+    };
     match sockjs.registry.insert(&shared, limit) {
         Registered::New => {}
         Registered::Taken(existing) => return Ok(existing),
