@@ -74,6 +74,20 @@ async fn run<S: BodySource>(
     stats
 }
 
+/// Runs `source` on its own task, counting what it receives.
+pub fn spawn<S: BodySource>(
+    source: S,
+    publishers: usize,
+    expected_per_publisher: u64,
+    stop: &watch::Receiver<bool>,
+    base: Instant,
+) -> SubscriberTask {
+    let received = Arc::new(AtomicU64::new(0));
+    let stats = SubscriberStats::new(publishers, expected_per_publisher);
+    let handle = tokio::spawn(run(source, stats, received.clone(), stop.clone(), base));
+    SubscriberTask { received, handle }
+}
+
 /// One STOMP subscriber per destination (a destination may repeat), connected
 /// to `targets` in turn.
 pub async fn start_stomp(
@@ -94,15 +108,13 @@ pub async fn start_stomp(
             destination,
         )
         .await?;
-        let received = Arc::new(AtomicU64::new(0));
-        let stats = SubscriberStats::new(publishers, expected_per_publisher);
-        let handle = tokio::spawn(run(receiver, stats, received.clone(), stop.clone(), base));
+        let task = spawn(receiver, publishers, expected_per_publisher, stop, base);
         // Keep the sending half open for the whole run; dropping it would close the socket.
         tokio::spawn(async move {
             let _keep = sender;
             std::future::pending::<()>().await
         });
-        tasks.push(SubscriberTask { received, handle });
+        tasks.push(task);
     }
     Ok(tasks)
 }
@@ -125,10 +137,13 @@ pub async fn start_sse(
         if receiver.status != 200 {
             return Err(format!("SSE subscribe refused: {}", receiver.head));
         }
-        let received = Arc::new(AtomicU64::new(0));
-        let stats = SubscriberStats::new(publishers, expected_per_publisher);
-        let handle = tokio::spawn(run(receiver, stats, received.clone(), stop.clone(), base));
-        tasks.push(SubscriberTask { received, handle });
+        tasks.push(spawn(
+            receiver,
+            publishers,
+            expected_per_publisher,
+            stop,
+            base,
+        ));
     }
     Ok(tasks)
 }
