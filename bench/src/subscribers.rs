@@ -6,12 +6,35 @@ use crate::sse::{SseClient, SseItem};
 use crate::stats::SubscriberStats;
 use crate::stomp_client::{self, Receiver};
 use bytes::Bytes;
+use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use stomphub::stomp::Command;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// How the fan-out subscribers reach the broker: plain STOMP over WebSocket,
+/// or STOMP inside SockJS over one of its transports (see `sockjs.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubscriberTransport {
+    #[default]
+    Stomp,
+    SockjsWebsocket,
+    SockjsXhrStreaming,
+}
+
+impl SubscriberTransport {
+    /// The name on the command line and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubscriberTransport::Stomp => "stomp",
+            SubscriberTransport::SockjsWebsocket => "sockjs-websocket",
+            SubscriberTransport::SockjsXhrStreaming => "sockjs-xhr-streaming",
+        }
+    }
+}
 
 pub struct SubscriberTask {
     pub received: Arc<AtomicU64>,
