@@ -31,12 +31,13 @@ echo "stomphub $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || ec
 
 # broker.toml defaults, except the overload limits the load generator would
 # trip, and the demo's price feed, which would publish into the measurement.
-# max_connections is lifted with a large number, not 0: the SockJS session
-# registry takes it as its cap, and reads 0 as "no session at all" (every
-# xhr_streaming request would get 503), where the listener reads "no limit".
+# max_connections stays at its default (the open-file limit less a reserve),
+# far above the ~100 connections here, and is not set to 0 as elsewhere: the
+# SockJS session registry takes it as its cap and reads 0 as "no session at
+# all" (every xhr_streaming request would get a 503), where the listener
+# reads "no limit".
 cat > "$OUT/broker.toml" <<'TOML'
 [limits]
-max_connections = 1000000
 max_connections_per_ip = 0
 max_pending_handshakes = 65536
 max_frames_per_second = 0
@@ -99,45 +100,35 @@ def runs(transport):
 def broker_cores(run):
     return (run.get("broker") or {}).get("cores_used")
 
+# label, value of one run, format, whether to show the ratio to the first transport
 rows = [
-    ("deliveries/s", lambda run: run.get("deliveries_per_second"), True),
-    ("broker CPU us per delivery", lambda run: run.get("broker_cpu_us_per_delivery"), True),
-    ("broker cores used", broker_cores, False),
-    ("generator cores used", lambda run: run["generator"]["cores_used"], False),
-    ("latency p50 us", lambda run: run["latency"]["p50_us"], False),
-    ("latency p99 us", lambda run: run["latency"]["p99_us"], False),
-    ("lost (all runs)", lambda run: run["delivery"]["lost"], False),
+    ("deliveries/s", lambda run: run.get("deliveries_per_second"), ",.0f", True),
+    ("broker CPU us per delivery", lambda run: run.get("broker_cpu_us_per_delivery"), ".3f", True),
+    ("broker cores used", broker_cores, ".2f", False),
+    ("generator cores used", lambda run: run["generator"]["cores_used"], ".2f", False),
+    ("latency p50 us", lambda run: run["latency"]["p50_us"], ",.0f", False),
+    ("latency p99 us", lambda run: run["latency"]["p99_us"], ",.0f", False),
+    ("lost, all runs", lambda run: run["delivery"]["lost"], ",.0f", False),
 ]
-values = {}
-for label, key, _ in rows:
-    for transport in transports:
-        values[label, transport] = [
-            v for v in (key(run) for run in runs(transport)) if v is not None
-        ]
-
-def median(label, transport):
-    vals = values[label, transport]
-    if not vals:
-        return None
-    return sum(vals) if label.startswith("lost") else statistics.median(vals)
-
-print(f"\nmedians of {rounds} round(s), each value of every round in brackets")
-width = 30
-print(f"{'':{width}}" + "".join(f"{t:>24}" for t in transports))
-for label, _, with_ratio in rows:
-    cells = []
-    for transport in transports:
-        m = median(label, transport)
-        cells.append(f"{'n/a' if m is None else f'{m:,.2f}':>24}")
-    print(f"{label:{width}}" + "".join(cells))
-    per_round = [" ".join(f"{v:,.2f}" for v in values[label, t]) for t in transports]
-    print(f"{'':{width}}" + "".join(f"{'[' + p + ']':>24}" for p in per_round))
+width, column = 28, 34
+print(f"\nmedians of {rounds} round(s); below each, the rounds in order")
+print(f"{'':{width}}" + "".join(f"{t:>{column}}" for t in transports))
+for label, key, spec, with_ratio in rows:
+    values = {t: [v for v in (key(run) for run in runs(t)) if v is not None] for t in transports}
+    total = label.startswith("lost")
+    summary = {
+        t: (sum(vals) if total else statistics.median(vals)) if vals else None
+        for t, vals in values.items()
+    }
+    print(f"{label:{width}}" + "".join(
+        f"{'n/a' if summary[t] is None else format(summary[t], spec):>{column}}" for t in transports))
+    if rounds > 1:
+        print(f"{'':{width}}" + "".join(
+            f"{'(' + ' '.join(format(v, spec) for v in values[t]) + ')':>{column}}" for t in transports))
     if with_ratio:
-        base = median(label, transports[0])
-        ratios = []
-        for transport in transports:
-            m = median(label, transport)
-            ratios.append("n/a" if m is None or not base else f"{m / base:.3f}")
-        print(f"{'  ratio to ' + transports[0]:{width}}" + "".join(f"{r:>24}" for r in ratios))
+        base = summary[transports[0]]
+        print(f"{'  ratio to ' + transports[0]:{width}}" + "".join(
+            f"{'n/a' if summary[t] is None or not base else format(summary[t] / base, '.3f'):>{column}}"
+            for t in transports))
 print(f"\nraw results: {out}")
 PY
