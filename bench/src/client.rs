@@ -25,7 +25,9 @@ pub fn authority(url: &str) -> Result<&str, String> {
         .ok_or_else(|| format!("{url}: expected ws://host:port/..."))
 }
 
-fn only_loopback(url: &str) -> Result<(), String> {
+/// Refuses any URL that is not `ws://` to a loopback address: the load
+/// generator never sends traffic anywhere else.
+pub fn only_loopback(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("ws://")
         .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;

@@ -1,11 +1,12 @@
-//! The `fanout` scenario: N subscribers (STOMP, optionally also SSE) on one
-//! destination, P publishers at max rate (bounded in-flight window) or an offered
+//! The `fanout` scenario: N subscribers (STOMP, or STOMP over SockJS; optionally
+//! also SSE) on one destination, P publishers at max rate (bounded in-flight window) or an offered
 //! rate; every phase bounded in time.
 
 use crate::client::{self, Target};
 use crate::report::{Measurement, ProcessFigures, join_publishers};
+use crate::sockjs::{self, WebSocketSubscriber, XhrStreamingSubscriber};
 use crate::stats::{self, Delivery, Latency};
-use crate::subscribers::{self, now_ns, slowest};
+use crate::subscribers::{self, SubscriberTransport, now_ns, slowest};
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,10 +17,12 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct FanoutOptions {
     pub target: Target,
-    /// Where the STOMP subscribers connect, round-robin; empty = `target`.
+    /// Where the subscribers connect, round-robin; empty = `target`.
     pub subscriber_targets: Vec<Target>,
     pub destination: String,
     pub subscribers: usize,
+    /// How the N subscribers connect; the publishers always use STOMP over WebSocket.
+    pub subscriber_transport: SubscriberTransport,
     /// Server-sent-events subscribers on the same destination, beside the STOMP ones.
     pub sse_subscribers: usize,
     pub publishers: usize,
@@ -43,6 +46,7 @@ pub struct FanoutReport {
     pub scenario: &'static str,
     pub url: String,
     pub subscribers: usize,
+    pub subscriber_transport: SubscriberTransport,
     pub sse_subscribers: usize,
     pub publishers: usize,
     pub body_size: usize,
@@ -123,15 +127,42 @@ pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
         } else {
             &options.subscriber_targets[..]
         };
-        let mut tasks = subscribers::start_stomp(
-            subscriber_targets,
-            &destinations,
-            options.publishers,
-            options.messages,
-            &stop_signal,
-            base,
-        )
-        .await?;
+        let (publishers, messages) = (options.publishers, options.messages);
+        let mut tasks = match options.subscriber_transport {
+            SubscriberTransport::Stomp => {
+                subscribers::start_stomp(
+                    subscriber_targets,
+                    &destinations,
+                    publishers,
+                    messages,
+                    &stop_signal,
+                    base,
+                )
+                .await?
+            }
+            SubscriberTransport::SockjsWebsocket => {
+                sockjs::start::<WebSocketSubscriber>(
+                    subscriber_targets,
+                    &destinations,
+                    publishers,
+                    messages,
+                    &stop_signal,
+                    base,
+                )
+                .await?
+            }
+            SubscriberTransport::SockjsXhrStreaming => {
+                sockjs::start::<XhrStreamingSubscriber>(
+                    subscriber_targets,
+                    &destinations,
+                    publishers,
+                    messages,
+                    &stop_signal,
+                    base,
+                )
+                .await?
+            }
+        };
         tasks.extend(
             subscribers::start_sse(
                 &options.target,
@@ -181,6 +212,7 @@ pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
         scenario: "fanout",
         url: options.target.url.clone(),
         subscribers: options.subscribers,
+        subscriber_transport: options.subscriber_transport,
         sse_subscribers: options.sse_subscribers,
         publishers: options.publishers,
         body_size: options.body_size,

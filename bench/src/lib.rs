@@ -14,6 +14,7 @@ pub mod p2p;
 pub mod procfs;
 pub mod report;
 pub mod soak;
+pub mod sockjs;
 #[path = "../../tests/common/sse.rs"]
 pub mod sse;
 pub mod stats;

@@ -1,6 +1,7 @@
 //! `stomphub-bench`: a load generator for STOMP-over-WebSocket brokers on loopback.
 //! Prints a readable summary and the full report as JSON.
 
+use stomphub_bench::subscribers::SubscriberTransport;
 use stomphub_bench::{client, conns, fanout, p2p, stats};
 
 use clap::{Args, Parser, Subcommand};
@@ -96,6 +97,10 @@ struct ConnsArgs {
 struct FanoutArgs {
     #[arg(long, default_value_t = 100)]
     subscribers: usize,
+    /// How those subscribers connect: STOMP over WebSocket, or STOMP over SockJS's
+    /// `websocket` or `xhr_streaming` transport. Publishers always use STOMP over WebSocket.
+    #[arg(long, value_enum, default_value_t = SubscriberTransport::Stomp)]
+    subscriber_transport: SubscriberTransport,
     /// Server-sent-events subscribers on the same destination (`GET /sse/subscribe`).
     #[arg(long, default_value_t = 0)]
     sse_subscribers: usize,
@@ -117,7 +122,7 @@ struct FanoutArgs {
     /// Upper bound on the publishing phase, in seconds.
     #[arg(long, default_value_t = 60)]
     max_seconds: u64,
-    /// Spread the STOMP subscribers round-robin over these broker URLs (other
+    /// Spread the subscribers round-robin over these broker URLs (other
     /// cluster nodes) instead of `--url`, which the publishers keep using.
     #[arg(long, value_delimiter = ',')]
     subscriber_urls: Vec<String>,
@@ -153,6 +158,7 @@ fn main() -> ExitCode {
                 target,
                 destination: args.destination,
                 subscribers: args.subscribers,
+                subscriber_transport: args.subscriber_transport,
                 sse_subscribers: args.sse_subscribers,
                 publishers: args.publishers,
                 messages: args.messages,
@@ -284,9 +290,10 @@ fn print_fanout(report: &fanout::FanoutReport) {
     let d = &report.delivery;
     let l = &report.latency;
     eprintln!(
-        "fanout {} -> {} STOMP + {} SSE subscribers, {} B bodies, {}: {} published, {:.0} deliveries/s over {:.2} s",
+        "fanout {} -> {} {} + {} SSE subscribers, {} B bodies, {}: {} published, {:.0} deliveries/s over {:.2} s",
         report.publishers,
         report.subscribers,
+        report.subscriber_transport.name(),
         report.sse_subscribers,
         report.body_size,
         report

@@ -6,12 +6,35 @@ use crate::sse::{SseClient, SseItem};
 use crate::stats::SubscriberStats;
 use crate::stomp_client::{self, Receiver};
 use bytes::Bytes;
+use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use stomphub::stomp::Command;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// How the fan-out subscribers reach the broker: plain STOMP over WebSocket,
+/// or STOMP inside SockJS over one of its transports (see `sockjs.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubscriberTransport {
+    #[default]
+    Stomp,
+    SockjsWebsocket,
+    SockjsXhrStreaming,
+}
+
+impl SubscriberTransport {
+    /// The name on the command line and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubscriberTransport::Stomp => "stomp",
+            SubscriberTransport::SockjsWebsocket => "sockjs-websocket",
+            SubscriberTransport::SockjsXhrStreaming => "sockjs-xhr-streaming",
+        }
+    }
+}
 
 pub struct SubscriberTask {
     pub received: Arc<AtomicU64>,
@@ -74,6 +97,20 @@ async fn run<S: BodySource>(
     stats
 }
 
+/// Runs `source` on its own task, counting what it receives.
+pub fn spawn<S: BodySource>(
+    source: S,
+    publishers: usize,
+    expected_per_publisher: u64,
+    stop: &watch::Receiver<bool>,
+    base: Instant,
+) -> SubscriberTask {
+    let received = Arc::new(AtomicU64::new(0));
+    let stats = SubscriberStats::new(publishers, expected_per_publisher);
+    let handle = tokio::spawn(run(source, stats, received.clone(), stop.clone(), base));
+    SubscriberTask { received, handle }
+}
+
 /// One STOMP subscriber per destination (a destination may repeat), connected
 /// to `targets` in turn.
 pub async fn start_stomp(
@@ -94,15 +131,13 @@ pub async fn start_stomp(
             destination,
         )
         .await?;
-        let received = Arc::new(AtomicU64::new(0));
-        let stats = SubscriberStats::new(publishers, expected_per_publisher);
-        let handle = tokio::spawn(run(receiver, stats, received.clone(), stop.clone(), base));
+        let task = spawn(receiver, publishers, expected_per_publisher, stop, base);
         // Keep the sending half open for the whole run; dropping it would close the socket.
         tokio::spawn(async move {
             let _keep = sender;
             std::future::pending::<()>().await
         });
-        tasks.push(SubscriberTask { received, handle });
+        tasks.push(task);
     }
     Ok(tasks)
 }
@@ -125,10 +160,13 @@ pub async fn start_sse(
         if receiver.status != 200 {
             return Err(format!("SSE subscribe refused: {}", receiver.head));
         }
-        let received = Arc::new(AtomicU64::new(0));
-        let stats = SubscriberStats::new(publishers, expected_per_publisher);
-        let handle = tokio::spawn(run(receiver, stats, received.clone(), stop.clone(), base));
-        tasks.push(SubscriberTask { received, handle });
+        tasks.push(spawn(
+            receiver,
+            publishers,
+            expected_per_publisher,
+            stop,
+            base,
+        ));
     }
     Ok(tasks)
 }
