@@ -32,10 +32,7 @@ echo "stomphub $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || ec
 # broker.toml defaults, except the overload limits the load generator would
 # trip, and the demo's price feed, which would publish into the measurement.
 # max_connections stays at its default (the open-file limit less a reserve),
-# far above the ~100 connections here, and is not set to 0 as elsewhere: the
-# SockJS session registry takes it as its cap and reads 0 as "no session at
-# all" (every xhr_streaming request would get a 503), where the listener
-# reads "no limit".
+# far above the ~100 connections here.
 cat > "$OUT/broker.toml" <<'TOML'
 [limits]
 max_connections_per_ip = 0
