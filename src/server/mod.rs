@@ -16,8 +16,7 @@ use crate::security::origin::OriginPolicy;
 use crate::transport::listener::{GuardedListener, ListenerSettings, RemoteAddr};
 use crate::transport::{http_api, sockjs, sse, websocket};
 use axum::Router;
-use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderName, Method, header};
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +24,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::CorsLayer;
 use tower_http::services::ServeDir;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,14 +76,8 @@ fn router(hub: Arc<Hub>, config: &Config) -> Router {
 
 /// CORS answers for the origins `server.allowed_origins` admits.
 fn cors(origins: OriginPolicy) -> CorsLayer {
-    let allow = AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
-        let host = request.headers.get("host").and_then(|v| v.to_str().ok());
-        origin
-            .to_str()
-            .is_ok_and(|origin| origins.allows(origin, host))
-    });
     CorsLayer::new()
-        .allow_origin(allow)
+        .allow_origin(crate::transport::handshake::allowed_origins(origins))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([
             header::AUTHORIZATION,

@@ -7,9 +7,12 @@ use crate::app::interceptor::{HandshakeRequest, Rejection, RequestHeaders};
 use crate::app::session_info::Handshake;
 use crate::hub::Hub;
 use crate::security::connections::ClientPlace;
+use crate::security::origin::OriginPolicy;
 use crate::security::proxies::ClientAddr;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use std::net::SocketAddr;
+use tower_http::cors::AllowOrigin;
 
 /// A handshake that passed.
 #[derive(Debug)]
@@ -118,6 +121,17 @@ pub fn run(
         handshake,
         remote,
         place,
+    })
+}
+
+/// The CORS `Access-Control-Allow-Origin` rule of every transport: the
+/// origins `server.allowed_origins` admits, same-origin pages included.
+pub fn allowed_origins(origins: OriginPolicy) -> AllowOrigin {
+    AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
+        let host = request.headers.get("host").and_then(|v| v.to_str().ok());
+        origin
+            .to_str()
+            .is_ok_and(|origin| origins.allows(origin, host))
     })
 }
 

@@ -5,13 +5,12 @@
 use crate::security::origin::OriginPolicy;
 use axum::Router;
 use axum::extract::Request;
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowHeaders, CorsLayer};
 
 /// A year: how long `iframe.html` and CORS preflights may be cached, as
 /// sockjs-protocol asks.
@@ -21,14 +20,8 @@ const CACHE_FOR: Duration = Duration::from_secs(365 * 24 * 3600);
 /// XHRs. Only for the origins `server.allowed_origins` admits. The layer
 /// answers every `OPTIONS`; `finish_cors` makes it the protocol's.
 pub(super) fn cors(origins: OriginPolicy) -> CorsLayer {
-    let allow = AllowOrigin::predicate(move |origin: &HeaderValue, request: &Parts| {
-        let host = request.headers.get("host").and_then(|v| v.to_str().ok());
-        origin
-            .to_str()
-            .is_ok_and(|origin| origins.allows(origin, host))
-    });
     CorsLayer::new()
-        .allow_origin(allow)
+        .allow_origin(crate::transport::handshake::allowed_origins(origins))
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers(AllowHeaders::mirror_request())

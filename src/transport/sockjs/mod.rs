@@ -19,10 +19,11 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{MethodFilter, any, get, post};
 use http::{cors, finish_cors};
-use open::{eventsource, htmlfile, jsonp, websocket_transport, xhr, xhr_streaming};
+use open::{callback, receiving, websocket_transport};
 use pages::{IframePage, entry, greeting, iframe, info, raw_websocket};
+use receiver::Kind;
 use send::{jsonp_send, xhr_send};
 use session::Registry;
 use std::sync::Arc;
@@ -52,12 +53,31 @@ pub fn routes(hub: Arc<Hub>, endpoint: &str) -> Router<Arc<Hub>> {
         .route(&format!("{base}/websocket"), get(raw_websocket))
         .route(&format!("{base}/{{page}}"), get(iframe))
         .route(&format!("{session}/websocket"), get(websocket_transport))
-        .route(&format!("{session}/xhr"), post(xhr))
-        .route(&format!("{session}/xhr_streaming"), post(xhr_streaming))
+        .route(
+            &format!("{session}/xhr"),
+            receiving(MethodFilter::POST, |_| Ok(Kind::Xhr)),
+        )
+        .route(
+            &format!("{session}/xhr_streaming"),
+            receiving(MethodFilter::POST, |_| Ok(Kind::XhrStreaming)),
+        )
         .route(&format!("{session}/xhr_send"), post(xhr_send))
-        .route(&format!("{session}/eventsource"), get(eventsource))
-        .route(&format!("{session}/htmlfile"), get(htmlfile))
-        .route(&format!("{session}/jsonp"), get(jsonp))
+        .route(
+            &format!("{session}/eventsource"),
+            receiving(MethodFilter::GET, |_| Ok(Kind::EventSource)),
+        )
+        .route(
+            &format!("{session}/htmlfile"),
+            receiving(MethodFilter::GET, |uri| {
+                callback(uri).map(|callback| Kind::HtmlFile { callback })
+            }),
+        )
+        .route(
+            &format!("{session}/jsonp"),
+            receiving(MethodFilter::GET, |uri| {
+                callback(uri).map(|callback| Kind::Jsonp { callback })
+            }),
+        )
         .route(&format!("{session}/jsonp_send"), post(jsonp_send))
         .route(&format!("{session}/{{transport}}"), any(unknown_transport))
         .layer(cors(hub.origins.clone()))

@@ -14,6 +14,7 @@ use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use std::sync::Arc;
 
 /// The admission of a new SockJS session: the handshake of every transport,
@@ -184,39 +185,28 @@ fn receive(
     }
 }
 
-pub(super) async fn xhr(
-    State(sockjs): State<Arc<SockJs>>,
-    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
-    Path(ids): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    receive(&sockjs, peer, ids, &uri, &headers, Kind::Xhr)
-}
-
-pub(super) async fn xhr_streaming(
-    State(sockjs): State<Arc<SockJs>>,
-    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
-    Path(ids): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    receive(&sockjs, peer, ids, &uri, &headers, Kind::XhrStreaming)
-}
-
-pub(super) async fn eventsource(
-    State(sockjs): State<Arc<SockJs>>,
-    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
-    Path(ids): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    receive(&sockjs, peer, ids, &uri, &headers, Kind::EventSource)
+/// The route of a receiving transport (`method` is GET or POST); `kind`
+/// reads the transport, and its parameters, from the URL.
+pub(super) fn receiving(
+    method: MethodFilter,
+    kind: fn(&Uri) -> Result<Kind, Refused>,
+) -> MethodRouter<Arc<SockJs>> {
+    let handler = move |State(sockjs): State<Arc<SockJs>>,
+                        ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
+                        Path(ids): Path<(String, String)>,
+                        uri: Uri,
+                        headers: HeaderMap| {
+        std::future::ready(match kind(&uri) {
+            Ok(kind) => receive(&sockjs, peer, ids, &uri, &headers, kind),
+            Err(refused) => refused.into_response(),
+        })
+    };
+    on(method, handler)
 }
 
 /// The `c` query parameter the script transports call back; a 500 naming
 /// the problem otherwise, as sockjs-protocol asks.
-fn callback(uri: &Uri) -> Result<String, Refused> {
+pub(super) fn callback(uri: &Uri) -> Result<String, Refused> {
     let query: Vec<(String, String)> =
         serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
     let callback = query
@@ -237,37 +227,4 @@ fn callback(uri: &Uri) -> Result<String, Refused> {
         ));
     }
     Ok(callback)
-}
-
-pub(super) async fn htmlfile(
-    State(sockjs): State<Arc<SockJs>>,
-    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
-    Path(ids): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    match callback(&uri) {
-        Ok(callback) => receive(
-            &sockjs,
-            peer,
-            ids,
-            &uri,
-            &headers,
-            Kind::HtmlFile { callback },
-        ),
-        Err(refused) => refused.into_response(),
-    }
-}
-
-pub(super) async fn jsonp(
-    State(sockjs): State<Arc<SockJs>>,
-    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
-    Path(ids): Path<(String, String)>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    match callback(&uri) {
-        Ok(callback) => receive(&sockjs, peer, ids, &uri, &headers, Kind::Jsonp { callback }),
-        Err(refused) => refused.into_response(),
-    }
 }

@@ -3,6 +3,7 @@
 
 use super::http::no_cache;
 use super::open::check_origin;
+use super::session::Shared;
 use super::{Refused, SockJs, frame, text, valid_ids};
 use crate::session::driver::WireError;
 use crate::transport::websocket::message_limit;
@@ -84,15 +85,10 @@ async fn send(
             let size = header(header::CONTENT_LENGTH)
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(body_limit + 1);
-            shared
-                .deliver(Err(WireError::TooLarge { size, limit }))
-                .await;
-            return Err(Refused::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "a SockJS send may carry at most {body_limit} bytes; raise limits.max_frame_size for larger frames"
-                ),
-            ));
+            return Err(too_large(&shared, size, limit, format!(
+                "a SockJS send may carry at most {body_limit} bytes; raise limits.max_frame_size for larger frames"
+            ))
+            .await);
         }
     };
     let payload = if form {
@@ -110,21 +106,25 @@ async fn send(
     for message in messages {
         if message.len() > limit {
             let size = message.len();
-            shared
-                .deliver(Err(WireError::TooLarge { size, limit }))
-                .await;
-            return Err(Refused::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "a message of {size} bytes is over the {max_frame_size} bytes of limits.max_frame_size"
-                ),
-            ));
+            return Err(too_large(&shared, size, limit, format!(
+                "a message of {size} bytes is over the {max_frame_size} bytes of limits.max_frame_size"
+            ))
+            .await);
         }
         if !shared.deliver(Ok(message)).await {
             break;
         }
     }
     Ok(())
+}
+
+/// Refuses a send over the size limit and ends its session as WebSocket
+/// does for a message too large: an ERROR naming the limit and close 1009.
+async fn too_large(shared: &Shared, size: usize, limit: usize, message: String) -> Refused {
+    shared
+        .deliver(Err(WireError::TooLarge { size, limit }))
+        .await;
+    Refused::new(StatusCode::PAYLOAD_TOO_LARGE, message)
 }
 
 /// sockjs-client sends everything queued while a send was under way in one
