@@ -84,6 +84,14 @@ async fn connect_polling(addr: SocketAddr, session: &str) -> String {
         .body
 }
 
+/// CONNECTs an open session and SUBSCRIBEs it to `destination` through `xhr_send`.
+async fn connect_and_subscribe(addr: SocketAddr, session: &str, destination: &str) {
+    let send = format!("{BASE}/000/{session}/xhr_send");
+    assert_eq!(post(addr, &send, CONNECT).await.status, 204);
+    let subscribe = format!(r#"["SUBSCRIBE\nid:0\ndestination:{destination}\n\n\u0000"]"#);
+    assert_eq!(post(addr, &send, &subscribe).await.status, 204);
+}
+
 #[tokio::test]
 async fn greeting_info_and_iframe() {
     let server = TestServer::start().await;
@@ -237,10 +245,7 @@ async fn a_streaming_response_ends_at_the_byte_limit_and_the_next_one_goes_on() 
     let path = format!("{BASE}/000/lim/xhr_streaming");
     let mut stream = Streamed::open(server.addr, "POST", &path, "").await;
     stream.until("o\n").await;
-    let send = format!("{BASE}/000/lim/xhr_send");
-    post(server.addr, &send, CONNECT).await;
-    let subscribe = r#"["SUBSCRIBE\nid:0\ndestination:/topic/lim\n\n\u0000"]"#;
-    post(server.addr, &send, subscribe).await;
+    connect_and_subscribe(server.addr, "lim", "/topic/lim").await;
     stream.until("CONNECTED").await;
     for n in 0..40 {
         server
@@ -280,10 +285,7 @@ async fn eventsource_keeps_percent_signs_and_htmlfile_keeps_its_script() {
     )
     .await;
     events.until("data: o\r\n\r\n").await;
-    let send = format!("{BASE}/000/ev/xhr_send");
-    post(server.addr, &send, CONNECT).await;
-    let subscribe = r#"["SUBSCRIBE\nid:0\ndestination:/topic/ev\n\n\u0000"]"#;
-    post(server.addr, &send, subscribe).await;
+    connect_and_subscribe(server.addr, "ev", "/topic/ev").await;
     events.until("CONNECTED").await;
     server
         .template
@@ -301,10 +303,7 @@ async fn eventsource_keeps_percent_signs_and_htmlfile_keeps_its_script() {
     .await;
     page.until("var c = parent._jp.abc;").await;
     page.until("<script>\np(\"o\");\n</script>\r\n").await;
-    let send = format!("{BASE}/000/hf/xhr_send");
-    post(server.addr, &send, CONNECT).await;
-    let subscribe = r#"["SUBSCRIBE\nid:0\ndestination:/topic/hf\n\n\u0000"]"#;
-    post(server.addr, &send, subscribe).await;
+    connect_and_subscribe(server.addr, "hf", "/topic/hf").await;
     page.until("CONNECTED").await;
     server
         .template
