@@ -50,6 +50,9 @@ pub struct TransportSettings {
     pub websocket: WebSocketConfig,
     pub sse: SseConfig,
     pub sockjs: SockJsConfig,
+    /// How often a transport without STOMP heart-beats (plain WebSocket
+    /// endpoints) pings an idle client: `stomp.heartbeat`'s sending interval.
+    pub ping_every: Option<std::time::Duration>,
     /// `api.token`; empty leaves the HTTP API open.
     pub api_token: String,
 }

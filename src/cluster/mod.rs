@@ -18,7 +18,9 @@ use crate::stomp::Headers;
 use bytes::Bytes;
 use channels::{Channel, Names};
 use interest::Interest;
-pub use nodes::{NodeEntry, NodeSnapshot, NodeStats, SessionSummary, SubscriptionSummary};
+pub use nodes::{
+    EndpointStats, NodeEntry, NodeSnapshot, NodeStats, SessionSummary, SubscriptionSummary,
+};
 pub use replay::Lease;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

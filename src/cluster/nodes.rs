@@ -40,15 +40,25 @@ pub struct NodeStats {
     pub queued_bytes: usize,
     pub max_queued_bytes_total: usize,
     pub sessions: usize,
-    /// Sessions by transport (`websocket`, `sse`).
+    /// Sessions by transport (`websocket`, `sse`, `sockjs/xhr`, `plain-websocket`, ...).
     pub transports: BTreeMap<String, usize>,
     pub users: usize,
     pub messages_in: u64,
     pub deliveries: u64,
     pub subscriptions: BTreeMap<String, usize>,
+    /// Plain WebSocket endpoints by configured path, with their open sessions;
+    /// absent from nodes that predate them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, EndpointStats>,
     /// The backplane's state and counters, with `[cluster]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<serde_json::Value>,
+}
+
+/// One plain WebSocket endpoint in a node's `/api/stats`: the seeds' `getOnlineCount()`.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndpointStats {
+    pub sessions: usize,
 }
 
 /// One session in a node's `/api/sessions`.

@@ -1,10 +1,12 @@
 //! `broker.toml`: schema, defaults and validation. Every setting of the broker lives here.
 
 mod cluster;
+mod endpoint;
 mod security;
 mod sockjs;
 
 pub use cluster::{ClusterBackend, ClusterConfig, redacted_url};
+pub use endpoint::{EndpointConfig, MESSAGE_PLACEHOLDER};
 pub use security::{AclRuleConfig, AuthConfig, JwtAlgorithm, JwtConfig, TlsConfig, UserConfig};
 pub use sockjs::SockJsConfig;
 
@@ -333,6 +335,9 @@ pub struct WebSocketConfig {
     /// Kept only to name the key to use instead when an old file sets it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_message_size: Option<usize>,
+    /// `[[websocket.endpoint]]` tables: plain (not STOMP) WebSocket endpoints.
+    #[serde(rename = "endpoint")]
+    pub endpoints: Vec<EndpointConfig>,
 }
 
 impl Default for WebSocketConfig {
@@ -341,6 +346,7 @@ impl Default for WebSocketConfig {
             read_buffer_size: 4 * 1024,
             write_buffer_size: 16 * 1024,
             max_message_size: None,
+            endpoints: endpoint::seeds(),
         }
     }
 }
@@ -496,6 +502,17 @@ impl Config {
             1,
         )?;
         self.auth.validate()?;
+        let mut reserved = vec![
+            self.stomp.endpoint.as_str(),
+            "/api",
+            "/sse",
+            "/health",
+            "/ready",
+        ];
+        if self.demo.enabled {
+            reserved.extend(["/v1/chat/http", "/v1/chat/single"]);
+        }
+        endpoint::validate(&self.websocket.endpoints, &reserved)?;
         let ws = &self.websocket;
         at_least("websocket.read_buffer_size", ws.read_buffer_size, 1024)?;
         at_least("websocket.write_buffer_size", ws.write_buffer_size, 1024)?;

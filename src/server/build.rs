@@ -119,6 +119,8 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
             websocket: config.websocket.clone(),
             sse: config.sse.clone(),
             sockjs: config.sockjs.clone(),
+            ping_every: (config.stomp.heartbeat[0] > 0)
+                .then(|| Duration::from_millis(config.stomp.heartbeat[0])),
             api_token: config.api.token.clone(),
         },
     };

@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError};
 use crate::hub::Hub;
 use crate::security::origin::OriginPolicy;
 use crate::transport::listener::{GuardedListener, ListenerSettings, RemoteAddr};
-use crate::transport::{http_api, sockjs, sse, websocket};
+use crate::transport::{endpoint, http_api, sockjs, sse, websocket};
 use axum::Router;
 use axum::http::{HeaderName, Method, header};
 use axum::routing::get;
@@ -66,6 +66,7 @@ fn router(hub: Arc<Hub>, config: &Config) -> Router {
     if config.demo.enabled {
         router = router.merge(crate::demo::http_routes());
     }
+    router = router.merge(endpoint::routes(&config.websocket.endpoints));
     router =
         router.fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true));
     if config.sockjs.enabled {

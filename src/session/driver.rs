@@ -51,6 +51,9 @@ pub enum WireError {
     /// that is not a JSON array of strings).
     #[error("{0}")]
     Malformed(String),
+    /// A kind of message the transport does not take (binary on a text endpoint).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{0}")]
     Io(String),
 }
@@ -84,6 +87,7 @@ pub struct CloseReason {
 impl CloseReason {
     pub const NORMAL: u16 = 1000;
     pub const AWAY: u16 = 1001;
+    pub const UNSUPPORTED_DATA: u16 = 1003;
     pub const INVALID_DATA: u16 = 1007;
     pub const POLICY: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
@@ -146,6 +150,8 @@ pub enum End {
     InvalidUtf8,
     /// A message the transport could not read, already answered with an ERROR.
     Malformed,
+    /// A kind of message the transport does not take, already answered with an ERROR.
+    Unsupported,
     Shutdown,
 }
 
@@ -160,6 +166,7 @@ impl End {
             End::TooLarge => (CloseReason::TOO_BIG, "message too large"),
             End::InvalidUtf8 => (CloseReason::INVALID_DATA, "invalid UTF-8"),
             End::Malformed => (CloseReason::INVALID_DATA, "malformed message"),
+            End::Unsupported => (CloseReason::UNSUPPORTED_DATA, "unsupported message"),
             End::Shutdown => (CloseReason::AWAY, "server shutting down"),
             End::ClientClosed | End::ReadFailed(_) | End::WriteFailed(_) => return None,
         };
@@ -180,6 +187,7 @@ impl std::fmt::Display for End {
             End::TooLarge => f.write_str("message too large"),
             End::InvalidUtf8 => f.write_str("invalid UTF-8 in a text message"),
             End::Malformed => f.write_str("malformed transport message"),
+            End::Unsupported => f.write_str("unsupported kind of message"),
             End::Shutdown => f.write_str("server shutting down"),
         }
     }
@@ -299,6 +307,7 @@ impl<W: Wire> Writer<W> {
                 | End::TooLarge
                 | End::InvalidUtf8
                 | End::Malformed
+                | End::Unsupported
                 | End::Shutdown => {
                     let _ = self.write_queued(session).await;
                 }
@@ -442,6 +451,10 @@ fn refuse_read(session: &mut Session, error: WireError, rules: &ConnectionRules)
         WireError::Malformed(why) => {
             session.fail(&SessionError::Malformed(why));
             End::Malformed
+        }
+        WireError::Unsupported(why) => {
+            session.fail(&SessionError::Unsupported(why));
+            End::Unsupported
         }
         WireError::Io(why) => End::ReadFailed(why),
     }

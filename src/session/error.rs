@@ -84,6 +84,8 @@ pub enum SessionError {
     FrameTimeout(u128),
     #[error("malformed transport message: {0}")]
     Malformed(String),
+    #[error("unsupported message: {0}")]
+    Unsupported(String),
 }
 
 impl SessionError {

@@ -3,14 +3,14 @@
 //! registry entries every live node keeps in Redis.
 
 use super::http_api::{ApiError, session_views, stats_view};
-use crate::cluster::{NodeEntry, NodeSnapshot, NodeStats, SessionSummary};
+use crate::cluster::{EndpointStats, NodeEntry, NodeSnapshot, NodeStats, SessionSummary};
 use crate::hub::Hub;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Liveness: the process answers HTTP. Restart it when this fails.
@@ -96,6 +96,12 @@ pub(crate) async fn cluster_stats(state: &Hub) -> Result<Response, ApiError> {
         .flat_map(|entry| &entry.snapshot.sessions)
         .filter_map(|session| session.user.as_deref())
         .collect();
+    let mut endpoints: BTreeMap<&str, EndpointStats> = BTreeMap::new();
+    for entry in &nodes {
+        for (path, stats) in &entry.snapshot.stats.endpoints {
+            endpoints.entry(path).or_default().sessions += stats.sessions;
+        }
+    }
     let totals = serde_json::json!({
         "nodes": nodes.len(),
         "connections": sum(|stats| stats.connections as u64),
@@ -103,6 +109,7 @@ pub(crate) async fn cluster_stats(state: &Hub) -> Result<Response, ApiError> {
         "users": users.len(),
         "messages_in": sum(|stats| stats.messages_in),
         "deliveries": sum(|stats| stats.deliveries),
+        "endpoints": endpoints,
     });
     let nodes: Vec<_> = nodes
         .iter()

@@ -2,7 +2,7 @@
 //! configured), and read stats and sessions (`GET`). Errors are JSON `{"error": ...}`.
 
 use crate::app::handler::{JSON, Payload, TEXT};
-use crate::cluster::{NodeStats, SessionSummary, SubscriptionSummary};
+use crate::cluster::{EndpointStats, NodeStats, SessionSummary, SubscriptionSummary};
 use crate::hub::Hub;
 use crate::stomp::Headers;
 use axum::extract::rejection::JsonRejection;
@@ -192,8 +192,21 @@ async fn stats(
 pub(crate) fn stats_view(state: &Hub) -> NodeStats {
     let counters = state.broker().counters();
     let mut transports = BTreeMap::new();
+    let mut endpoints: BTreeMap<String, EndpointStats> = state
+        .settings
+        .websocket
+        .endpoints
+        .iter()
+        .map(|endpoint| (endpoint.path.clone(), EndpointStats::default()))
+        .collect();
     for info in state.app.directory.list() {
         let attributes = &info.attributes;
+        if let Some(stats) = attributes
+            .get("endpoint")
+            .and_then(|path| endpoints.get_mut(path))
+        {
+            stats.sessions += 1;
+        }
         let mut transport = attributes.get("transport").cloned().unwrap_or_default();
         // SockJS sessions count per sub-transport: "sockjs/xhr_streaming".
         if let Some(sub) = attributes.get("sockjs_transport") {
@@ -214,6 +227,7 @@ pub(crate) fn stats_view(state: &Hub) -> NodeStats {
         messages_in: counters.messages_in.load(Ordering::Relaxed),
         deliveries: counters.deliveries.load(Ordering::Relaxed),
         subscriptions: state.broker().subscription_counts().into_iter().collect(),
+        endpoints,
         cluster: state.cluster.as_ref().map(|cluster| cluster.status()),
     }
 }

@@ -3,6 +3,7 @@
 //! to the HTTP API. Adding one: a file, a line in `server`, a config section.
 
 pub mod cluster_api;
+pub mod endpoint;
 pub mod handshake;
 pub mod http_api;
 mod linger;
@@ -14,8 +15,9 @@ pub mod websocket;
 
 use crate::app::session_info::Handshake;
 use crate::hub::Hub;
-use crate::session::Session;
 use crate::session::driver::{self, End, Wire};
+use crate::session::{Session, SessionError};
+use axum::http::StatusCode;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
@@ -47,6 +49,20 @@ pub(crate) fn drive_session<'a, W: Wire + 'a>(
     wire: W,
 ) -> impl Future<Output = End> + Send + 'a {
     driver::drive(session, wire, hub.sessions.rules(), &hub.lifecycle.shutdown)
+}
+
+/// Why a session fed synthetic frames (SSE, plain WebSocket endpoints)
+/// could not be opened, as an HTTP status and message.
+pub(crate) fn refusal(session: &Session) -> (StatusCode, String) {
+    match session.failure() {
+        Some(error @ SessionError::AccessDenied(_)) => (StatusCode::FORBIDDEN, error.to_string()),
+        Some(error @ SessionError::Auth(_)) => (StatusCode::UNAUTHORIZED, error.to_string()),
+        Some(error) => (StatusCode::BAD_REQUEST, error.to_string()),
+        None => (
+            StatusCode::BAD_REQUEST,
+            "the session could not be opened".into(),
+        ),
+    }
 }
 
 /// A slow consumer is worth a warning; every other end is routine.

@@ -1,6 +1,6 @@
 //! Server-sent events: `GET /sse/subscribe?destination=...` and `GET /sse/users/{user}`.
 //!
-//! A stream is an ordinary [`Session`] fed a synthetic CONNECT and one SUBSCRIBE
+//! A stream is an ordinary `Session` fed a synthetic CONNECT and one SUBSCRIBE
 //! per destination, so limits, events, `/api/sessions` and the slow-consumer
 //! policy are the STOMP ones; only the writer differs: it encodes deliveries as
 //! `text/event-stream`. The event `id` lists, per destination, the last history
@@ -11,8 +11,8 @@ use crate::broker::destination::{self, Route};
 use crate::broker::outbound::Outgoing;
 use crate::broker::user_destination::EVERY_USER_DESTINATION;
 use crate::hub::Hub;
+use crate::session::Flow;
 use crate::session::driver::{CloseReason, Received, Wire, WireError};
-use crate::session::{Flow, Session, SessionError};
 use crate::stomp::{Command, Frame, Version};
 use crate::transport::handshake::Admitted;
 use crate::transport::listener::RemoteAddr;
@@ -221,7 +221,7 @@ async fn open(
     // Registered subscriptions now keep their channels; the leases may go.
     drop(leases);
     if flow == Flow::Close {
-        let (status, reason) = refusal(&session);
+        let (status, reason) = super::refusal(&session);
         return refuse(status, reason);
     }
     tracing::info!(session = session.id(), %remote, "sse stream opened");
@@ -272,19 +272,6 @@ async fn open(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
-}
-
-/// Why a stream could not be opened, as an HTTP status and message.
-fn refusal(session: &Session) -> (StatusCode, String) {
-    match session.failure() {
-        Some(error @ SessionError::AccessDenied(_)) => (StatusCode::FORBIDDEN, error.to_string()),
-        Some(error @ SessionError::Auth(_)) => (StatusCode::UNAUTHORIZED, error.to_string()),
-        Some(error) => (StatusCode::BAD_REQUEST, error.to_string()),
-        None => (
-            StatusCode::BAD_REQUEST,
-            "the stream could not be opened".into(),
-        ),
-    }
 }
 
 /// An event stream as a wire: deliveries become `text/event-stream` events,
