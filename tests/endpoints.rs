@@ -296,3 +296,34 @@ async fn acl_and_tokens_apply_at_the_handshake() {
     let mut socket = open(server.addr, "/socket/3").await;
     assert_eq!(text(&mut socket).await, "-连接已建立-");
 }
+
+#[tokio::test]
+async fn a_publish_an_acl_refuses_closes_the_socket_with_1008_saying_why() {
+    let server = TestServer::start_with(|config| {
+        config.websocket.endpoints.push(EndpointConfig {
+            path: "/locked".into(),
+            user: None,
+            on_open: None,
+            reply: None,
+            publish: Some("/topic/locked".into()),
+            subscribe: vec![],
+        });
+        config.acl.push(
+            toml::from_str(
+                r#"
+                destination = "/topic/locked"
+                send = []
+                "#,
+            )
+            .expect("an acl rule"),
+        );
+    })
+    .await;
+    let mut canary = Canary::new(&server).await;
+    let mut socket = open(server.addr, "/locked").await;
+    say(&mut socket, "let me in").await;
+    let frame = closed(&mut socket).await;
+    assert_eq!(frame.code, CloseCode::Policy, "{frame:?}");
+    assert!(frame.reason.contains("access denied"), "{frame:?}");
+    canary.still_alive("a refused publish").await;
+}

@@ -315,10 +315,21 @@ impl Wire for PlainWire {
     async fn close(&mut self, reason: Option<CloseReason>) {
         let _ = self.write_replies().await;
         if let Some(CloseReason { code, reason }) = reason {
-            let text = self.error.take().map(|error| close_reason(&error));
-            let frame = CloseFrame {
-                code,
-                reason: text.map_or(Utf8Bytes::from_static(reason), Utf8Bytes::from),
+            let frame = match self.error.take() {
+                // The session ended on an ERROR (an `[[acl]]` refusal of a
+                // publish): without ERROR frames, the close says it.
+                Some(error) => CloseFrame {
+                    code: if code == CloseReason::NORMAL {
+                        CloseReason::POLICY
+                    } else {
+                        code
+                    },
+                    reason: close_reason(&error).into(),
+                },
+                None => CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                },
             };
             let _ = self.sink.send(Message::Close(Some(frame))).await;
         }
