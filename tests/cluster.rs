@@ -105,6 +105,53 @@ impl SockJsPoller {
     }
 }
 
+/// The seeds' `sendToMessageById(77, ...)` across nodes: a plain socket
+/// `/socket/77` on one node gets what a client on another publishes to
+/// `/chat/single/77`.
+async fn plain_socket_on_another_node(node: &Node, publisher: &mut Client) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://{}/socket/77", node.addr);
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("open /socket/77");
+    let mut next_text = async || loop {
+        match tokio::time::timeout(Duration::from_millis(200), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Some(text.to_string()),
+            Ok(Some(Ok(_))) => continue,
+            Ok(other) => panic!("socket 77 ended: {other:?}"),
+            Err(_) => return None,
+        }
+    };
+    assert_eq!(next_text().await.as_deref(), Some("-连接已建立-"));
+    // The node subscribes to the channel of /chat/single/77 as the socket
+    // opens; warm up until that has reached Redis.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        publisher.publish("/chat/single/77", "warm-up").await;
+        if next_text().await.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "socket 77 never heard from node 1"
+        );
+    }
+    publisher
+        .publish("/chat/single/77", "for seventy-seven")
+        .await;
+    loop {
+        match next_text().await {
+            Some(text) if text == "warm-up" => continue,
+            Some(text) => {
+                assert_eq!(text, "for seventy-seven");
+                break;
+            }
+            None => panic!("socket 77 did not get its message"),
+        }
+    }
+}
+
 /// The data of a chunked HTTP body.
 fn dechunk(mut raw: &str) -> String {
     let mut data = String::new();
@@ -301,6 +348,7 @@ async fn three_nodes_behind_nginx_share_one_broker() {
         numbered("m", 0..300)
     );
     assert_eq!(sockjs.bodies(300).await, numbered("m", 0..300), "SockJS");
+    plain_socket_on_another_node(&nodes[2], &mut publisher).await;
     nothing_more(&mut wildcard, Duration::from_millis(200), "wildcard").await;
     drop(wildcard);
     for (index, subscriber) in subscribers.iter_mut().enumerate() {
