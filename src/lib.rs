@@ -50,6 +50,7 @@ pub use app::interceptor::{
 };
 pub use app::router::{Mapping, ReplyTo};
 pub use app::session_info::{Handshake, SessionInfo};
+pub use app::socket::{Socket, SocketHandler};
 pub use app::template::{MessagingTemplate, TemplateError};
 pub use config::{Config, ConfigError};
 pub use security::password::{hash as hash_password, verify as verify_password};

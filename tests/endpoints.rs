@@ -327,3 +327,75 @@ async fn a_publish_an_acl_refuses_closes_the_socket_with_1008_saying_why() {
     assert!(frame.reason.contains("access denied"), "{frame:?}");
     canary.still_alive("a refused publish").await;
 }
+
+/// The seeds' `WebSocketServer` class in code: `@OnOpen`, `@OnMessage`,
+/// `@OnClose`, `sendToMessageById`, `broadcastInfo` and `getOnlineCount`.
+struct Seeds {
+    closed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl stomphub::SocketHandler for Seeds {
+    fn on_open(&self, socket: &stomphub::Socket) {
+        let online = socket.online();
+        socket
+            .send(&format!("welcome {}, {online} online", socket.vars["id"]))
+            .expect("sent");
+    }
+
+    fn on_message(&self, socket: &stomphub::Socket, text: &str) {
+        match text.split_once(':') {
+            Some(("to", rest)) => {
+                let (user, message) = rest.split_once(' ').expect("to:USER TEXT");
+                socket.send_to_user(user, message).expect("sent");
+            }
+            Some(("all", message)) => {
+                socket.broadcast(message).expect("sent");
+            }
+            _ => {
+                socket.send(&format!("you said {text}")).expect("sent");
+            }
+        }
+    }
+
+    fn on_close(&self, socket: &stomphub::Socket) {
+        self.closed
+            .lock()
+            .expect("lock")
+            .push(socket.vars["id"].clone());
+    }
+}
+
+#[tokio::test]
+async fn a_handler_in_code_sends_to_its_socket_a_user_and_everyone() {
+    let closed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut app = stomphub::AppBuilder::new();
+    app.websocket_endpoint(
+        EndpointConfig {
+            path: "/seeds/{id}".into(),
+            user: Some("{id}".into()),
+            on_open: None,
+            reply: None,
+            publish: None,
+            subscribe: vec![],
+        },
+        Seeds {
+            closed: closed.clone(),
+        },
+    );
+    let server = TestServer::start_with_app(|_| {}, app).await;
+    let mut one = open(server.addr, "/seeds/1").await;
+    assert_eq!(text(&mut one).await, "welcome 1, 1 online");
+    let mut two = open(server.addr, "/seeds/2").await;
+    assert_eq!(text(&mut two).await, "welcome 2, 2 online");
+    say(&mut one, "hello").await;
+    assert_eq!(text(&mut one).await, "you said hello");
+    say(&mut one, "to:2 psst").await;
+    assert_eq!(text(&mut two).await, "psst");
+    say(&mut two, "all:everyone").await;
+    assert_eq!(text(&mut one).await, "everyone");
+    assert_eq!(text(&mut two).await, "everyone");
+    assert_eq!(endpoint_sessions(server.addr, "/seeds/{id}").await, 2);
+    one.close(None).await.expect("close");
+    wait_for_sessions(server.addr, "/seeds/{id}", 1).await;
+    assert_eq!(*closed.lock().expect("lock"), ["1"]);
+}

@@ -9,6 +9,7 @@ pub mod handler;
 pub mod interceptor;
 pub mod router;
 pub mod session_info;
+pub mod socket;
 pub mod template;
 pub mod users;
 pub(crate) mod worker;
@@ -16,12 +17,15 @@ pub(crate) mod worker;
 use crate::broker::Broker;
 use crate::broker::hooks::PublishHook;
 use crate::cluster::Cluster;
+use crate::config::EndpointConfig;
 use directory::SessionDirectory;
 use events::{Event, Events};
 use handler::{FromPayload, HandlerError, IntoPayload, Message, Payload, erase};
 use interceptor::{ChannelInterceptor, HandshakeInterceptor, SessionIdInterceptor};
 use router::{AppRouter, Mapping, ReplyTo, Template};
 pub use session_info::SessionInfo;
+use socket::SocketHandler;
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use template::MessagingTemplate;
@@ -49,6 +53,7 @@ fn default_exception_handler() -> ExceptionHandler {
 /// with the reason, like a malformed route in axum.
 pub struct AppBuilder {
     messages: Vec<Mapping>,
+    sockets: Vec<(EndpointConfig, Arc<dyn SocketHandler>)>,
     subscriptions: Vec<Mapping>,
     events: Events,
     handshake: Vec<Arc<dyn HandshakeInterceptor>>,
@@ -65,6 +70,7 @@ impl Default for AppBuilder {
             handshake: Vec::new(),
             channel: Vec::new(),
             exception_handler: default_exception_handler(),
+            sockets: Vec::new(),
         }
     }
 }
@@ -139,6 +145,26 @@ impl AppBuilder {
     }
 
     /// `@MessageExceptionHandler`: replaces the default reply on `/user/queue/errors`.
+    /// A plain WebSocket endpoint run by `handler` (javax.websocket's
+    /// `@ServerEndpoint` class), beside those of `[[websocket.endpoint]]`;
+    /// `endpoint`'s texts and destinations apply too. Checked with them at start.
+    pub fn websocket_endpoint(
+        &mut self,
+        endpoint: EndpointConfig,
+        handler: impl SocketHandler,
+    ) -> &mut Self {
+        self.sockets.push((endpoint, Arc::new(handler)));
+        self
+    }
+
+    /// The endpoints registered in code, for the server to serve beside the configured ones.
+    pub(crate) fn socket_endpoints(&self) -> Vec<EndpointConfig> {
+        self.sockets
+            .iter()
+            .map(|(endpoint, _)| endpoint.clone())
+            .collect()
+    }
+
     pub fn exception_handler(
         &mut self,
         handler: impl Fn(&HandlerError, &SessionInfo, &str) -> Option<(String, Payload)>
@@ -179,6 +205,11 @@ impl AppBuilder {
             handshake,
             channel: self.channel,
             exception_handler: self.exception_handler,
+            socket_handlers: self
+                .sockets
+                .into_iter()
+                .map(|(endpoint, handler)| (endpoint.path, handler))
+                .collect(),
             template: MessagingTemplate::new(broker.clone(), users.clone(), cluster),
             users,
             directory: SessionDirectory::default(),
@@ -208,6 +239,8 @@ pub struct AppRuntime {
     pub handshake: Vec<Arc<dyn HandshakeInterceptor>>,
     pub channel: Vec<Arc<dyn ChannelInterceptor>>,
     pub exception_handler: ExceptionHandler,
+    /// Handlers of plain WebSocket endpoints registered in code, by path.
+    pub socket_handlers: HashMap<String, Arc<dyn SocketHandler>>,
     pub users: Arc<UserRegistry>,
     pub directory: SessionDirectory,
     pub template: MessagingTemplate,

@@ -502,17 +502,7 @@ impl Config {
             1,
         )?;
         self.auth.validate()?;
-        let mut reserved = vec![
-            self.stomp.endpoint.as_str(),
-            "/api",
-            "/sse",
-            "/health",
-            "/ready",
-        ];
-        if self.demo.enabled {
-            reserved.extend(["/v1/chat/http", "/v1/chat/single"]);
-        }
-        endpoint::validate(&self.websocket.endpoints, &reserved)?;
+        validate_endpoints(self, &self.websocket.endpoints)?;
         let ws = &self.websocket;
         at_least("websocket.read_buffer_size", ws.read_buffer_size, 1024)?;
         at_least("websocket.write_buffer_size", ws.write_buffer_size, 1024)?;
@@ -561,6 +551,25 @@ impl Config {
     pub fn send_time_limit(&self) -> Duration {
         Duration::from_millis(self.limits.send_time_limit_ms)
     }
+}
+
+/// Checks plain WebSocket endpoints (`config`'s, or those with the ones
+/// registered in code) against each other and the paths `config` serves.
+pub fn validate_endpoints(
+    config: &Config,
+    endpoints: &[EndpointConfig],
+) -> Result<(), ConfigError> {
+    let mut reserved = vec![
+        config.stomp.endpoint.as_str(),
+        "/api",
+        "/sse",
+        "/health",
+        "/ready",
+    ];
+    if config.demo.enabled {
+        reserved.extend(["/v1/chat/http", "/v1/chat/single"]);
+    }
+    endpoint::validate(endpoints, &reserved)
 }
 
 fn at_least(key: &'static str, value: usize, minimum: usize) -> Result<(), ConfigError> {

@@ -67,6 +67,12 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         auth: Arc::new(Authenticator::new(&config.auth)?),
         access: Arc::new(AccessRules::new(&config.acl)?),
     };
+    // Endpoints registered in code are served and checked with the configured ones.
+    let mut websocket = config.websocket.clone();
+    websocket.endpoints.extend(app.socket_endpoints());
+    if websocket.endpoints.len() > config.websocket.endpoints.len() {
+        crate::config::validate_endpoints(config, &websocket.endpoints)?;
+    }
     let app = Arc::new(app.build(broker, cluster.clone(), settings));
     let sessions = Sessions::new(
         app.clone(),
@@ -116,7 +122,7 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         origins: OriginPolicy::new(&config.server.allowed_origins)?,
         cluster,
         settings: TransportSettings {
-            websocket: config.websocket.clone(),
+            websocket,
             sse: config.sse.clone(),
             sockjs: config.sockjs.clone(),
             ping_every: (config.stomp.heartbeat[0] > 0)

@@ -66,7 +66,7 @@ fn router(hub: Arc<Hub>, config: &Config) -> Router {
     if config.demo.enabled {
         router = router.merge(crate::demo::http_routes());
     }
-    router = router.merge(endpoint::routes(&config.websocket.endpoints));
+    router = router.merge(endpoint::routes(&hub.settings.websocket.endpoints));
     router =
         router.fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true));
     if config.sockjs.enabled {

@@ -437,10 +437,13 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// Answers a read error the client caused with an ERROR naming the limit.
 fn refuse_read(session: &mut Session, error: WireError, rules: &ConnectionRules) -> End {
     match error {
-        WireError::TooLarge { size, .. } => {
+        WireError::TooLarge { size, limit } => {
+            // A transport allows some room over the frame limit (heart-beat
+            // line ends) or keeps some under it (headers it adds); the user
+            // is told the smaller, with the key that moves both.
             session.fail(&SessionError::MessageTooLarge {
                 size,
-                limit: rules.codec.max_frame_size,
+                limit: limit.min(rules.codec.max_frame_size),
             });
             End::TooLarge
         }

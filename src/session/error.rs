@@ -78,7 +78,7 @@ pub enum SessionError {
     AccessDenied(#[from] AccessDenied),
     #[error("message too large: {size} bytes, over the {limit} bytes of limits.max_frame_size")]
     MessageTooLarge { size: usize, limit: usize },
-    #[error("a WebSocket text message was not valid UTF-8 (send binary messages for other bodies)")]
+    #[error("a WebSocket text message was not valid UTF-8")]
     InvalidUtf8,
     #[error("a frame was begun but not completed within {0} ms (limits.frame_timeout_ms)")]
     FrameTimeout(u128),

@@ -5,6 +5,7 @@
 //! SEND would be, through the same ACLs, interceptors and rate.
 
 use crate::app::router::fill;
+use crate::app::socket::{SOCKET_QUEUE, Socket, SocketHandler};
 use crate::broker::outbound::Outgoing;
 use crate::config::{EndpointConfig, MESSAGE_PLACEHOLDER};
 use crate::hub::Hub;
@@ -122,6 +123,7 @@ async fn upgrade(
     for (name, value) in &vars {
         attributes.insert(format!("path.{name}"), value.clone());
     }
+    let user = handshake.user.clone();
     let mut session = hub.sessions.open(handshake);
     if let Err((status, reason)) = subscribe(&mut session, &endpoint, &vars) {
         return refuse(status, reason);
@@ -138,10 +140,21 @@ async fn upgrade(
         .max_message_size(message_limit)
         .max_frame_size(message_limit);
     let on_open = endpoint.on_open.as_deref().map(|text| fill(text, &vars));
+    let handler = hub.app.socket_handlers.get(&endpoint.path).map(|handler| {
+        let socket = Socket::new(
+            session.id().to_owned(),
+            user,
+            endpoint.path.clone(),
+            vars.clone(),
+            hub.app.clone(),
+        );
+        (handler.clone(), socket)
+    });
     let wire_settings = PlainSettings {
         reply: endpoint.reply.as_deref().map(|text| fill(text, &vars)),
         publish: endpoint.publish.as_deref().map(|text| fill(text, &vars)),
         keepalive: hub.settings.ping_every,
+        handler: handler.clone(),
     };
     let token = hub.lifecycle.tracker.token();
     tracing::info!(session = session.id(), %remote, endpoint = %endpoint.path, "plain WebSocket opened");
@@ -151,9 +164,15 @@ async fn upgrade(
             None => true,
         };
         if opened {
+            if let Some((handler, socket)) = &handler {
+                handler.on_open(socket);
+            }
             let wire = PlainWire::new(socket, wire_settings);
             let end = super::drive_session(&hub, &mut session, wire).await;
             super::log_end(&session, remote, &end);
+            if let Some((handler, socket)) = &handler {
+                handler.on_close(socket);
+            }
         } else {
             session.end("the socket closed before it opened");
         }
@@ -182,6 +201,13 @@ fn subscribe(
             .header("destination", fill(destination, vars));
         flow = session.handle(subscribe);
     }
+    if flow != Flow::Close {
+        // Where a handler's `Socket::send` and `send_to_user` arrive.
+        let own = Frame::new(Command::Subscribe)
+            .header("id", "socket")
+            .header("destination", format!("/user{SOCKET_QUEUE}"));
+        flow = session.handle(own);
+    }
     if flow == Flow::Close {
         return Err(super::refusal(session));
     }
@@ -195,6 +221,8 @@ struct PlainSettings {
     publish: Option<String>,
     /// A ping after this long without a write; dead peers show as failed writes.
     keepalive: Option<Duration>,
+    /// The endpoint's code, when registered with `AppBuilder::websocket_endpoint`.
+    handler: Option<(Arc<dyn SocketHandler>, Socket)>,
 }
 
 /// A plain socket as a session's wire.
@@ -237,6 +265,33 @@ impl PlainWire {
         self.sink.flush().await.map_err(WireError::new)
     }
 
+    /// The next thing the client sent, with replies written first.
+    async fn read(&mut self) -> Result<Received<BytesMut>, WireError> {
+        self.write_replies().await?;
+        match self.stream.next().await {
+            Some(Ok(Message::Text(text))) => {
+                if let Some((handler, socket)) = &self.settings.handler {
+                    handler.on_message(socket, &text);
+                }
+                if let Some(reply) = &self.settings.reply {
+                    let reply = reply.replace(MESSAGE_PLACEHOLDER, text.as_str());
+                    self.replies.push_back(reply.into());
+                }
+                Ok(match &self.settings.publish {
+                    Some(destination) => Received::Data(Self::send_frame(destination, &text)),
+                    // Alive; a reply goes out as the driver reads again.
+                    None => Received::Control,
+                })
+            }
+            Some(Ok(Message::Binary(_))) => Err(WireError::Unsupported(
+                "this endpoint takes text messages; a binary message was sent".into(),
+            )),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(Received::Control),
+            Some(Ok(Message::Close(_))) | None => Ok(Received::Closed),
+            Some(Err(error)) => Err(super::websocket::read_error(error)),
+        }
+    }
+
     /// The SEND a message becomes, as STOMP bytes for the driver's decoder.
     fn send_frame(destination: &str, text: &str) -> BytesMut {
         let frame = Frame::new(Command::Send)
@@ -253,33 +308,11 @@ impl Wire for PlainWire {
     type Chunk = BytesMut;
 
     async fn receive(&mut self) -> Result<Received<BytesMut>, WireError> {
-        loop {
-            self.write_replies().await?;
-            match self.stream.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    if let Some(reply) = &self.settings.reply {
-                        let reply = reply.replace(MESSAGE_PLACEHOLDER, text.as_str());
-                        self.replies.push_back(reply.into());
-                    }
-                    match &self.settings.publish {
-                        Some(destination) => {
-                            return Ok(Received::Data(Self::send_frame(destination, &text)));
-                        }
-                        // Alive, with nothing for the session.
-                        None if self.settings.reply.is_none() => return Ok(Received::Control),
-                        None => continue,
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    return Err(WireError::Unsupported(
-                        "this endpoint takes text messages; a binary message was sent".into(),
-                    ));
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Ok(Received::Control),
-                Some(Ok(Message::Close(_))) | None => return Ok(Received::Closed),
-                Some(Err(error)) => return Err(super::websocket::read_error(error)),
-            }
+        let received = self.read().await;
+        if let (Err(error), Some((handler, socket))) = (&received, &self.settings.handler) {
+            handler.on_error(socket, &error.to_string());
         }
+        received
     }
 
     async fn send(&mut self, batch: &[Outgoing], _version: Version) -> Result<(), WireError> {
