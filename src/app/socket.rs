@@ -10,8 +10,9 @@ use crate::stomp::Headers;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Every plain socket also subscribes to this user destination
-/// (`/user/queue/socket`): what a handler sends to a socket or a user goes there.
+/// Every plain socket of an endpoint with a handler also subscribes to this
+/// user destination (`/user/queue/socket`): what a handler sends to a socket
+/// or a user goes there.
 pub const SOCKET_QUEUE: &str = "/queue/socket";
 
 /// The code behind a plain WebSocket endpoint, beside or instead of its
@@ -76,7 +77,8 @@ impl Socket {
         )
     }
 
-    /// To every plain socket of `user`, on every node (the seeds' `sendToMessageById`).
+    /// To every socket of `user` on endpoints with a handler, on every node
+    /// (the seeds' `sendToMessageById`).
     pub fn send_to_user(&self, user: &str, text: &str) -> Result<usize, TemplateError> {
         self.app
             .template

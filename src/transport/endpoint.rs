@@ -125,7 +125,8 @@ async fn upgrade(
     }
     let user = handshake.user.clone();
     let mut session = hub.sessions.open(handshake);
-    if let Err((status, reason)) = subscribe(&mut session, &endpoint, &vars) {
+    let handled = hub.app.socket_handlers.contains_key(&endpoint.path);
+    if let Err((status, reason)) = subscribe(&mut session, &endpoint, &vars, handled) {
         return refuse(status, reason);
     }
     let rules = hub.sessions.rules();
@@ -181,12 +182,14 @@ async fn upgrade(
     })
 }
 
-/// The synthetic CONNECT and one SUBSCRIBE per destination; a refusal (an
-/// `[[acl]]` rule, authentication) is the HTTP answer, before the upgrade.
+/// The synthetic CONNECT and one SUBSCRIBE per destination (and the
+/// handler's queue when `handled`); a refusal (an `[[acl]]` rule,
+/// authentication) is the HTTP answer, before the upgrade.
 fn subscribe(
     session: &mut Session,
     endpoint: &EndpointConfig,
     vars: &HashMap<String, String>,
+    handled: bool,
 ) -> Result<(), (StatusCode, String)> {
     let connect = Frame::new(Command::Connect)
         .header("accept-version", "1.2")
@@ -201,8 +204,9 @@ fn subscribe(
             .header("destination", fill(destination, vars));
         flow = session.handle(subscribe);
     }
-    if flow != Flow::Close {
-        // Where a handler's `Socket::send` and `send_to_user` arrive.
+    if flow != Flow::Close && handled {
+        // Where a handler's `Socket::send` and `send_to_user` arrive; only
+        // with a handler: a destination per session costs an idle socket memory.
         let own = Frame::new(Command::Subscribe)
             .header("id", "socket")
             .header("destination", format!("/user{SOCKET_QUEUE}"));
