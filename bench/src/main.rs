@@ -1,5 +1,6 @@
-//! `stomphub-bench`: a load generator for STOMP-over-WebSocket brokers on loopback.
-//! Prints a readable summary and the full report as JSON.
+//! `stomphub-bench`: a load generator for STOMP-over-WebSocket brokers on loopback
+//! (fan-out subscribers may also use plain WebSocket endpoints or
+//! STOMP over TCP). Prints a readable summary and the full report as JSON.
 
 use stomphub_bench::subscribers::SubscriberTransport;
 use stomphub_bench::{client, conns, fanout, p2p, stats};
@@ -30,6 +31,14 @@ struct TargetArgs {
         default_value = "ws://127.0.0.1:8080/endpoint-websocket"
     )]
     url: String,
+    /// A plain WebSocket endpoint (`[[websocket.endpoint]]`, loopback only),
+    /// for `plain-websocket` subscribers.
+    #[arg(long, global = true)]
+    plain_url: Option<String>,
+    /// The broker's STOMP-over-TCP listener, `stomp://host:port` (loopback
+    /// only), for `tcp` subscribers.
+    #[arg(long, global = true)]
+    tcp_url: Option<String>,
     /// CONNECT `host` header (RabbitMQ: `/`).
     #[arg(long, global = true, default_value = "localhost")]
     host: String,
@@ -97,8 +106,10 @@ struct ConnsArgs {
 struct FanoutArgs {
     #[arg(long, default_value_t = 100)]
     subscribers: usize,
-    /// How those subscribers connect: STOMP over WebSocket, or STOMP over SockJS's
-    /// `websocket` or `xhr_streaming` transport. Publishers always use STOMP over WebSocket.
+    /// How those subscribers connect: STOMP over WebSocket, STOMP over SockJS's
+    /// `websocket` or `xhr_streaming` transport, a plain WebSocket endpoint at
+    /// `--plain-url` (bare bodies), or STOMP over TCP at `--tcp-url`.
+    /// Publishers always use STOMP over WebSocket.
     #[arg(long, value_enum, default_value_t = SubscriberTransport::Stomp)]
     subscriber_transport: SubscriberTransport,
     /// Server-sent-events subscribers on the same destination (`GET /sse/subscribe`).
@@ -159,6 +170,8 @@ fn main() -> ExitCode {
                 destination: args.destination,
                 subscribers: args.subscribers,
                 subscriber_transport: args.subscriber_transport,
+                plain_url: cli.target.plain_url.clone(),
+                tcp_url: cli.target.tcp_url.clone(),
                 sse_subscribers: args.sse_subscribers,
                 publishers: args.publishers,
                 messages: args.messages,
