@@ -3,7 +3,9 @@
 //! tests use (`stomp_client`, mounted from tests/common by `lib.rs`).
 
 use crate::stomp_client::{Client, Receiver, Sender};
+use std::net::{IpAddr, SocketAddr};
 use stomphub::stomp::Command;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -33,18 +35,46 @@ pub fn only_loopback(url: &str) -> Result<(), String> {
         .ok_or_else(|| format!("{url}: only ws:// URLs are supported"))?;
     let host = rest.split(['/', '?']).next().unwrap_or_default();
     let host = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if loopback {
+    if is_loopback_host(host) {
         Ok(())
     } else {
         Err(format!(
             "{url}: the load generator only targets loopback addresses"
         ))
     }
+}
+
+/// `localhost`, or a loopback address (IPv6 with or without its brackets).
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Opens TCP to `authority`, from the local address `source` when given (see
+/// `conns`: spreading over 127.0.0.x gets past one address's ephemeral ports).
+pub async fn tcp(authority: &str, source: Option<IpAddr>) -> Result<TcpStream, String> {
+    let connect = async {
+        let Some(ip) = source else {
+            return TcpStream::connect(authority).await;
+        };
+        let remote = tokio::net::lookup_host(authority)
+            .await?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let socket = match ip {
+            IpAddr::V4(_) => TcpSocket::new_v4()?,
+            IpAddr::V6(_) => TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(ip, 0))?;
+        socket.connect(remote).await
+    };
+    let tcp = connect.await.map_err(|e| format!("{authority}: {e}"))?;
+    // Frames are small and latency is measured: no Nagle delay.
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(tcp)
 }
 
 /// Opens a WebSocket and completes CONNECT.
@@ -55,7 +85,7 @@ pub async fn connect(target: &Target) -> Result<(Sender, Receiver), String> {
 /// Like [`connect`], from the local address `source` when given.
 pub async fn connect_from(
     target: &Target,
-    source: Option<std::net::IpAddr>,
+    source: Option<IpAddr>,
 ) -> Result<(Sender, Receiver), String> {
     only_loopback(&target.url)?;
     let mut client = Client::handshake(&target.url, &PROTOCOLS, &[], source).await?;

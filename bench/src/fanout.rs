@@ -1,11 +1,14 @@
-//! The `fanout` scenario: N subscribers (STOMP, or STOMP over SockJS; optionally
-//! also SSE) on one destination, P publishers at max rate (bounded in-flight window) or an offered
-//! rate; every phase bounded in time.
+//! The `fanout` scenario: N subscribers (STOMP over WebSocket, SockJS or TCP,
+//! or plain WebSocket endpoint sockets; optionally also SSE) on one
+//! destination, P publishers at max rate (bounded in-flight window) or an
+//! offered rate; every phase bounded in time.
 
 use crate::client::{self, Target};
+use crate::plain;
 use crate::report::{Measurement, ProcessFigures, join_publishers};
 use crate::sockjs::{self, WebSocketSubscriber, XhrStreamingSubscriber};
 use crate::stats::{self, Delivery, Latency};
+use crate::stomp_tcp;
 use crate::subscribers::{self, SubscriberTransport, now_ns, slowest};
 use serde::Serialize;
 use std::sync::Arc;
@@ -23,6 +26,11 @@ pub struct FanoutOptions {
     pub subscribers: usize,
     /// How the N subscribers connect; the publishers always use STOMP over WebSocket.
     pub subscriber_transport: SubscriberTransport,
+    /// The plain WebSocket endpoint (`ws://...`) for `plain-websocket`
+    /// subscribers; it must subscribe its sockets to `destination`.
+    pub plain_url: Option<String>,
+    /// The STOMP-over-TCP listener (`stomp://host:port`) for `tcp` subscribers.
+    pub tcp_url: Option<String>,
     /// Server-sent-events subscribers on the same destination, beside the STOMP ones.
     pub sse_subscribers: usize,
     pub publishers: usize,
@@ -117,7 +125,38 @@ async fn publish(
     Ok(sent)
 }
 
+/// The URL `plain-websocket` subscribers open.
+fn plain_url(options: &FanoutOptions) -> Result<&str, String> {
+    options.plain_url.as_deref().ok_or_else(|| {
+        "plain-websocket subscribers need --plain-url (a [[websocket.endpoint]] subscribed to the destination)"
+            .to_owned()
+    })
+}
+
+/// The URL `tcp` subscribers connect to.
+fn tcp_url(options: &FanoutOptions) -> Result<&str, String> {
+    options
+        .tcp_url
+        .as_deref()
+        .ok_or_else(|| "tcp subscribers need --tcp-url stomp://host:port".to_owned())
+}
+
 pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
+    let uses_own_url = matches!(
+        options.subscriber_transport,
+        SubscriberTransport::PlainWebsocket | SubscriberTransport::Tcp
+    );
+    if uses_own_url && !options.subscriber_targets.is_empty() {
+        return Err(format!(
+            "--subscriber-urls spreads STOMP-over-WebSocket and SockJS subscribers; {} subscribers use {}",
+            options.subscriber_transport.name(),
+            if options.subscriber_transport == SubscriberTransport::Tcp {
+                "--tcp-url"
+            } else {
+                "--plain-url"
+            }
+        ));
+    }
     let base = Instant::now();
     let (stop, stop_signal) = watch::channel(false);
     let destinations = vec![options.destination.clone(); options.subscribers];
@@ -155,6 +194,31 @@ pub async fn run(options: FanoutOptions) -> Result<FanoutReport, String> {
                 sockjs::start::<XhrStreamingSubscriber>(
                     subscriber_targets,
                     &destinations,
+                    publishers,
+                    messages,
+                    &stop_signal,
+                    base,
+                )
+                .await?
+            }
+            // These have one URL of their own: --subscriber-urls was refused above.
+            SubscriberTransport::PlainWebsocket => {
+                plain::start(
+                    plain_url(&options)?,
+                    options.subscribers,
+                    publishers,
+                    messages,
+                    &stop_signal,
+                    base,
+                )
+                .await?
+            }
+            SubscriberTransport::Tcp => {
+                stomp_tcp::start(
+                    tcp_url(&options)?,
+                    &options.target,
+                    &options.destination,
+                    options.subscribers,
                     publishers,
                     messages,
                     &stop_signal,

@@ -2,15 +2,18 @@
 //! `stomphub-bench` scenarios (fan-out, point-to-point, connections) and the
 //! `stomphub-soak` mixed-load run share these parts.
 //!
-//! The STOMP and SSE clients are not kept here: they are the integration
-//! tests' own, mounted from tests/common with `#[path]`, so the load generator
-//! and the tests drive the broker through one copy of the client code. Those
-//! files use only crates this package depends on as well.
+//! The STOMP-over-WebSocket and SSE clients are not kept here: they are the
+//! integration tests' own, mounted from tests/common with `#[path]`, so the
+//! load generator and the tests drive the broker through one copy of the
+//! client code. Those files use only crates this package depends on as well.
+//! The tests have no STOMP-over-TCP or plain WebSocket client to share, so
+//! those two live here (`stomp_tcp`, `plain`).
 
 pub mod client;
 pub mod conns;
 pub mod fanout;
 pub mod p2p;
+pub mod plain;
 pub mod procfs;
 pub mod report;
 pub mod soak;
@@ -20,4 +23,5 @@ pub mod sse;
 pub mod stats;
 #[path = "../../tests/common/stomp_client.rs"]
 pub mod stomp_client;
+pub mod stomp_tcp;
 pub mod subscribers;

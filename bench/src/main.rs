@@ -1,6 +1,8 @@
-//! `stomphub-bench`: a load generator for STOMP-over-WebSocket brokers on loopback.
-//! Prints a readable summary and the full report as JSON.
+//! `stomphub-bench`: a load generator for STOMP-over-WebSocket brokers on loopback
+//! (subscribers and idle connections may also use plain WebSocket endpoints or
+//! STOMP over TCP). Prints a readable summary and the full report as JSON.
 
+use stomphub_bench::conns::ConnTransport;
 use stomphub_bench::subscribers::SubscriberTransport;
 use stomphub_bench::{client, conns, fanout, p2p, stats};
 
@@ -30,6 +32,14 @@ struct TargetArgs {
         default_value = "ws://127.0.0.1:8080/endpoint-websocket"
     )]
     url: String,
+    /// A plain WebSocket endpoint (`[[websocket.endpoint]]`, loopback only),
+    /// for `plain-websocket` subscribers and connections.
+    #[arg(long, global = true)]
+    plain_url: Option<String>,
+    /// The broker's STOMP-over-TCP listener, `stomp://host:port` (loopback
+    /// only), for `tcp` subscribers and connections.
+    #[arg(long, global = true)]
+    tcp_url: Option<String>,
     /// CONNECT `host` header (RabbitMQ: `/`).
     #[arg(long, global = true, default_value = "localhost")]
     host: String,
@@ -80,6 +90,11 @@ struct P2pArgs {
 struct ConnsArgs {
     #[arg(long, default_value_t = 10_000)]
     connections: usize,
+    /// What each connection is: STOMP over WebSocket (CONNECT + SUBSCRIBE),
+    /// a plain WebSocket on `--plain-url` (subscribed by the endpoint), or
+    /// STOMP over TCP on `--tcp-url` (CONNECT + SUBSCRIBE).
+    #[arg(long, value_enum, default_value_t = ConnTransport::Stomp)]
+    transport: ConnTransport,
     /// Connections being set up at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -89,6 +104,8 @@ struct ConnsArgs {
     /// Seconds to hold the connections.
     #[arg(long, default_value_t = 5)]
     hold_seconds: u64,
+    /// What the STOMP connections subscribe to (a plain endpoint's own
+    /// `subscribe` list decides for its sockets).
     #[arg(long, default_value = "/topic/idle")]
     destination: String,
 }
@@ -97,8 +114,10 @@ struct ConnsArgs {
 struct FanoutArgs {
     #[arg(long, default_value_t = 100)]
     subscribers: usize,
-    /// How those subscribers connect: STOMP over WebSocket, or STOMP over SockJS's
-    /// `websocket` or `xhr_streaming` transport. Publishers always use STOMP over WebSocket.
+    /// How those subscribers connect: STOMP over WebSocket, STOMP over SockJS's
+    /// `websocket` or `xhr_streaming` transport, a plain WebSocket endpoint at
+    /// `--plain-url` (bare bodies), or STOMP over TCP at `--tcp-url`.
+    /// Publishers always use STOMP over WebSocket.
     #[arg(long, value_enum, default_value_t = SubscriberTransport::Stomp)]
     subscriber_transport: SubscriberTransport,
     /// Server-sent-events subscribers on the same destination (`GET /sse/subscribe`).
@@ -159,6 +178,8 @@ fn main() -> ExitCode {
                 destination: args.destination,
                 subscribers: args.subscribers,
                 subscriber_transport: args.subscriber_transport,
+                plain_url: cli.target.plain_url.clone(),
+                tcp_url: cli.target.tcp_url.clone(),
                 sse_subscribers: args.sse_subscribers,
                 publishers: args.publishers,
                 messages: args.messages,
@@ -193,6 +214,9 @@ fn main() -> ExitCode {
         Scenario::Conns(args) => runtime
             .block_on(conns::run(conns::ConnsOptions {
                 target,
+                transport: args.transport,
+                plain_url: cli.target.plain_url.clone(),
+                tcp_url: cli.target.tcp_url.clone(),
                 destination: args.destination,
                 connections: args.connections,
                 concurrency: args.concurrency,
@@ -265,7 +289,8 @@ fn print_p2p(report: &p2p::P2pReport) {
 
 fn print_conns(report: &conns::ConnsReport) {
     eprintln!(
-        "conns: {} of {} established in {:.2} s ({:.0}/s), {} failed{}",
+        "conns ({}): {} of {} established in {:.2} s ({:.0}/s), {} failed{}",
+        report.transport.name(),
         report.established,
         report.requested,
         report.setup_seconds,

@@ -14,8 +14,10 @@ use stomphub::stomp::Command;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How the fan-out subscribers reach the broker: plain STOMP over WebSocket,
-/// or STOMP inside SockJS over one of its transports (see `sockjs.rs`).
+/// How the fan-out subscribers reach the broker: STOMP over WebSocket, STOMP
+/// inside SockJS over one of its transports (see `sockjs.rs`), a plain
+/// WebSocket endpoint that sends bare bodies (`plain.rs`), or STOMP over
+/// plain TCP (`stomp_tcp.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum SubscriberTransport {
@@ -23,6 +25,8 @@ pub enum SubscriberTransport {
     Stomp,
     SockjsWebsocket,
     SockjsXhrStreaming,
+    PlainWebsocket,
+    Tcp,
 }
 
 impl SubscriberTransport {
@@ -32,6 +36,8 @@ impl SubscriberTransport {
             SubscriberTransport::Stomp => "stomp",
             SubscriberTransport::SockjsWebsocket => "sockjs-websocket",
             SubscriberTransport::SockjsXhrStreaming => "sockjs-xhr-streaming",
+            SubscriberTransport::PlainWebsocket => "plain-websocket",
+            SubscriberTransport::Tcp => "tcp",
         }
     }
 }
@@ -45,7 +51,8 @@ pub fn now_ns(base: Instant) -> u64 {
     base.elapsed().as_nanos() as u64
 }
 
-/// Where a subscriber's message bodies come from: a STOMP connection or an SSE stream.
+/// Where a subscriber's message bodies come from: a STOMP connection (over
+/// WebSocket, SockJS or TCP), an SSE stream, or a plain WebSocket.
 pub trait BodySource: Send + 'static {
     /// The next message body; `None` for something that is not a message.
     /// Cancel-safe: state changes only after data arrived.
