@@ -3,10 +3,12 @@
 mod cluster;
 mod security;
 mod sockjs;
+mod tcp;
 
 pub use cluster::{ClusterBackend, ClusterConfig, redacted_url};
 pub use security::{AclRuleConfig, AuthConfig, JwtAlgorithm, JwtConfig, TlsConfig, UserConfig};
 pub use sockjs::SockJsConfig;
+pub use tcp::TcpConfig;
 
 use crate::stomp::Limits;
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,8 @@ pub struct Config {
     pub acl: Vec<AclRuleConfig>,
     /// `[cluster]`: several nodes sharing one broker through Redis.
     pub cluster: ClusterConfig,
+    /// `[tcp]`: STOMP over plain TCP (and TLS) beside the HTTP listener; off by default.
+    pub tcp: TcpConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -397,6 +401,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.cluster.validate()?;
         self.sockjs.validate()?;
+        self.tcp.validate(&self.server)?;
         validate_path("stomp.endpoint", &self.stomp.endpoint)?;
         validate_prefixes("stomp.app_prefixes", &self.stomp.app_prefixes)?;
         validate_prefixes("stomp.broker_prefixes", &self.stomp.broker_prefixes)?;
