@@ -20,6 +20,7 @@ use crate::security::{AccessRules, Authenticator};
 use crate::session::driver::{ConnectionRules, FrameRate};
 use crate::session::{SessionConfig, Sessions};
 use crate::transport::listener::ListenerSettings;
+use crate::transport::tls::SERVER_TLS;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
@@ -47,7 +48,7 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         .server
         .tls
         .as_ref()
-        .map(crate::transport::tls::acceptor)
+        .map(|tls| crate::transport::tls::acceptor(tls, &SERVER_TLS))
         .transpose()?;
     let cluster = Cluster::new(&config.cluster);
     let remote = cluster.clone().map(|cluster| cluster as Arc<dyn Remote>);
