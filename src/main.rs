@@ -225,6 +225,9 @@ fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
             "stomphub {} listening on {http}://{addr} (STOMP at {ws}://{addr}{endpoint})",
             env!("CARGO_PKG_VERSION")
         );
+        if let Some((addr, scheme)) = server.tcp_addr() {
+            tracing::info!("listening on {scheme}://{addr}");
+        }
         let handle = server.shutdown_handle();
         tokio::spawn(async move {
             shutdown_signal().await;

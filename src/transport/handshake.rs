@@ -1,7 +1,8 @@
 //! The opening request of any transport: the client's address (behind a
 //! trusted proxy, the one it forwarded, with that client's per-address place),
 //! the origin check, a bearer token from the query string or `Authorization`
-//! header, then the interceptor chain.
+//! header, then the interceptor chain. A connection without HTTP (STOMP over
+//! TCP) has only the address and the interceptors.
 
 use crate::app::interceptor::{HandshakeRequest, Rejection, RequestHeaders};
 use crate::app::session_info::Handshake;
@@ -84,6 +85,40 @@ pub fn run(
             return Err(Rejection::new(StatusCode::UNAUTHORIZED, error.to_string()));
         }
     }
+    intercept(hub, &request, &mut handshake)?;
+    Ok(Admitted {
+        handshake,
+        remote,
+        place,
+    })
+}
+
+/// No headers: what interceptors see of a connection without HTTP.
+const NO_HEADERS: [(&str, &str); 0] = [];
+
+/// The opening of a connection without HTTP (STOMP over TCP): the client is
+/// `named` by the peer's PROXY header, or is the peer. There is no origin to
+/// check and no token (credentials come with CONNECT); the interceptors see
+/// an empty path and no query or headers.
+pub fn run_stream(
+    hub: &Hub,
+    peer: SocketAddr,
+    named: Option<SocketAddr>,
+    transport: &str,
+) -> Result<Admitted, Rejection> {
+    let remote = named.unwrap_or(peer);
+    if named.is_some() {
+        tracing::debug!(%remote, proxy = %peer, "client address named by a PROXY header");
+    }
+    let through_proxy = hub.proxies.trusts(peer.ip());
+    let place = client_place(hub, through_proxy, remote, peer, transport)?;
+    let mut handshake = new_handshake(hub, remote, transport);
+    let request = HandshakeRequest {
+        path: "",
+        query_string: None,
+        headers: &NO_HEADERS,
+        remote,
+    };
     intercept(hub, &request, &mut handshake)?;
     Ok(Admitted {
         handshake,

@@ -9,6 +9,7 @@ mod linger;
 pub mod listener;
 pub mod sockjs;
 pub mod sse;
+pub mod tcp;
 pub mod tls;
 pub mod websocket;
 
