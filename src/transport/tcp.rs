@@ -183,6 +183,11 @@ async fn connection(
     };
     let (stream, named) = match opened {
         Ok(Ok(opened)) => opened,
+        Ok(Err(error)) if error.peer_left() => {
+            // A load balancer's or monitor's TCP check: it connects and leaves.
+            tracing::debug!(%peer, reason = %error, "connection closed before STOMP");
+            return;
+        }
         Ok(Err(error)) => {
             tracing::warn!(%peer, reason = %error, "connection refused");
             return;
@@ -229,6 +234,20 @@ enum PreambleError {
     Tls(io::Error),
     #[error("no complete {what} within {limit_ms} ms (limits.handshake_timeout_ms)")]
     Timeout { what: &'static str, limit_ms: u128 },
+}
+
+impl PreambleError {
+    /// The peer went away before sending anything wrong.
+    fn peer_left(&self) -> bool {
+        match self {
+            PreambleError::ProxyClosed => true,
+            PreambleError::Tls(error) => matches!(
+                error.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+            ),
+            PreambleError::Proxy(_) | PreambleError::Timeout { .. } => false,
+        }
+    }
 }
 
 type Socket = ProxiedStream<StallGuard<TcpStream>>;
