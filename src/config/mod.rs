@@ -260,7 +260,7 @@ pub struct LimitsConfig {
     pub outbound_queue_max_bytes: usize,
     /// Longest a single write to a client may take before it counts as a slow consumer.
     pub send_time_limit_ms: u64,
-    /// Time from the WebSocket handshake to the CONNECT frame.
+    /// Time from the WebSocket handshake (on `[tcp]`, the accept) to the CONNECT frame.
     pub connect_timeout_ms: u64,
     /// Time from the first byte of a frame to its last.
     pub frame_timeout_ms: u64,
@@ -273,7 +273,7 @@ pub struct LimitsConfig {
     /// Messages to `/app` handlers one session may have waiting before the
     /// server stops reading from that client until its handlers catch up.
     pub max_pending_app_messages: usize,
-    /// Open TCP connections (WebSocket, SSE and plain HTTP together); 0 = no limit.
+    /// Open TCP connections (WebSocket, SSE, plain HTTP and `[tcp]` together); 0 = no limit.
     /// Unset: the process's open-file limit less a reserve for its other
     /// descriptors, worked out at start.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -282,10 +282,12 @@ pub struct LimitsConfig {
     /// `server.trusted_proxies` count instead under the client address they
     /// forward, from the WebSocket or SSE handshake on.
     pub max_connections_per_ip: usize,
-    /// Connections that have not yet sent a complete HTTP request.
+    /// Connections that have not yet sent a complete HTTP request (on `[tcp]`:
+    /// not finished their PROXY header and TLS handshake).
     pub max_pending_handshakes: usize,
     /// Time from accepting a connection to its first complete HTTP request
-    /// (TLS handshake included).
+    /// (TLS handshake included; on `[tcp]`, to the end of the PROXY header and
+    /// TLS handshake).
     pub handshake_timeout_ms: u64,
     /// Frames per second one session may send on average (token bucket); 0 = no limit.
     pub max_frames_per_second: u32,
