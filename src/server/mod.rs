@@ -160,15 +160,11 @@ impl Server {
             .unwrap_or(self.config.server.bind)
     }
 
-    /// The STOMP-over-TCP listener's address and URL scheme (`stomp`,
-    /// `stomp+ssl`), with `[tcp]`.
-    pub fn tcp_addr(&self) -> Option<(SocketAddr, &'static str)> {
-        self.tcp.as_ref().map(|(listener, settings)| {
-            (
-                listener.local_addr().unwrap_or(settings.bind),
-                settings.scheme(),
-            )
-        })
+    /// The STOMP-over-TCP listener's address, with `[tcp]`.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp
+            .as_ref()
+            .map(|(listener, settings)| listener.local_addr().unwrap_or(settings.bind))
     }
 
     /// The configuration the server was built from.

@@ -61,14 +61,6 @@ pub struct TcpSettings {
 }
 
 impl TcpSettings {
-    /// The URL scheme clients use for this listener.
-    pub fn scheme(&self) -> &'static str {
-        match self.tls {
-            Some(_) => "stomp+ssl",
-            None => "stomp",
-        }
-    }
-
     /// What must arrive before the STOMP stream starts, for the timeout's message.
     fn preamble(&self) -> &'static str {
         match (self.proxy_protocol, self.tls.is_some()) {

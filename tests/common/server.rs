@@ -54,7 +54,7 @@ impl TestServer {
         config.validate().expect("test config is valid");
         let server = Server::bind_with(config, app).await.expect("bind");
         let addr = server.local_addr();
-        let tcp = server.tcp_addr().map(|(addr, _)| addr);
+        let tcp = server.tcp_addr();
         let handle = server.shutdown_handle();
         let template = server.template();
         let task = tokio::spawn(server.run());
