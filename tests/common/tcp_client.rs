@@ -38,7 +38,6 @@ impl TcpClient<TcpStream> {
     }
 
     /// A connection from the local address `source` (another 127.0.0.x).
-    #[allow(dead_code, reason = "only the PROXY tests call it")]
     pub async fn open_from(addr: SocketAddr, source: std::net::IpAddr) -> TcpClient<TcpStream> {
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.bind(SocketAddr::new(source, 0)).expect("bind");
@@ -153,7 +152,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TcpClient<S> {
     }
 
     /// An ERROR frame, then the close; returns the ERROR's message header.
-    #[allow(dead_code, reason = "not every test binary calls it")]
     pub async fn error_then_close(&mut self) -> String {
         let frame = self.frame().await;
         assert_eq!(frame.command, Command::Error, "{frame:?}");
