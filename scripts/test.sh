@@ -2,7 +2,8 @@
 # Runs every test of stomphub on a fresh Debian machine: installs what the
 # tests need (apt packages, cargo-fuzz, npm packages), then runs format and
 # lint checks, unit/property/integration tests, end-to-end tests with the real
-# @stomp/stompjs client in Node and headless Chromium, and a bounded fuzzing run. Exits non-zero on the first failure.
+# @stomp/stompjs client in Node and headless Chromium and with stomp.py over TCP,
+# and a bounded fuzzing run. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,15 +16,18 @@ as_root() {
 }
 
 apt_updated=0
-# Installs the Debian packages whose command is missing: `need_apt cmd package`.
-need_apt() {
-  local command=$1 package=$2
-  command -v "$command" >/dev/null 2>&1 && return 0
+apt_install() {
   if [ "$apt_updated" -eq 0 ]; then
     as_root apt-get update -qq
     apt_updated=1
   fi
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+# Installs the Debian packages whose command is missing: `need_apt cmd package`.
+need_apt() {
+  local command=$1 package=$2
+  command -v "$command" >/dev/null 2>&1 && return 0
+  apt_install "$package"
 }
 
 step "tools"
@@ -34,6 +38,8 @@ need_apt npm npm
 need_apt chromium chromium
 need_apt ip iproute2
 need_apt python3 python3
+# The stomp.py test makes its TLS certificate with the openssl command.
+need_apt openssl openssl
 # The cluster test (tests/cluster.rs) runs its own Redis and nginx on loopback ports.
 need_apt redis-server redis-server
 need_apt redis-cli redis-tools
@@ -65,6 +71,20 @@ cargo build --bin stomphub
 npm ci --prefix tests/node --no-audit --no-fund
 STOMPHUB_REQUIRE_CLUSTER_TOOLS=1 npm test --prefix tests/node
 echo "screenshots: $(ls test-output/*.png | tr '\n' ' ')"
+
+step "end-to-end: stomp.py (PyPI) over STOMP on TCP and TLS"
+# A virtual environment of the tests' own: Debian's python3 refuses pip installs
+# into the system, and its `venv` module comes in python3-venv.
+venv=target/python-venv
+if [ ! -x "$venv/bin/python" ]; then
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check stomp.py==9.0.0
+"$venv/bin/python" tests/python/tcp_stomp_py.py
 
 step "fuzz the decoder and the session, ${FUZZ_SECONDS}s each"
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -225,6 +225,13 @@ fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
             "stomphub {} listening on {http}://{addr} (STOMP at {ws}://{addr}{endpoint})",
             env!("CARGO_PKG_VERSION")
         );
+        if let Some(addr) = server.tcp_addr() {
+            let scheme = match server.config().tcp.tls {
+                Some(_) => "stomp+ssl",
+                None => "stomp",
+            };
+            tracing::info!("listening on {scheme}://{addr}");
+        }
         let handle = server.shutdown_handle();
         tokio::spawn(async move {
             shutdown_signal().await;

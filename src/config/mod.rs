@@ -4,11 +4,13 @@ mod cluster;
 mod endpoint;
 mod security;
 mod sockjs;
+mod tcp;
 
 pub use cluster::{ClusterBackend, ClusterConfig, redacted_url};
 pub use endpoint::{EndpointConfig, MESSAGE_PLACEHOLDER};
 pub use security::{AclRuleConfig, AuthConfig, JwtAlgorithm, JwtConfig, TlsConfig, UserConfig};
 pub use sockjs::SockJsConfig;
+pub use tcp::TcpConfig;
 
 use crate::stomp::Limits;
 use serde::{Deserialize, Serialize};
@@ -67,6 +69,8 @@ pub struct Config {
     pub acl: Vec<AclRuleConfig>,
     /// `[cluster]`: several nodes sharing one broker through Redis.
     pub cluster: ClusterConfig,
+    /// `[tcp]`: STOMP over plain TCP (and TLS) beside the HTTP listener; off by default.
+    pub tcp: TcpConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -258,7 +262,7 @@ pub struct LimitsConfig {
     pub outbound_queue_max_bytes: usize,
     /// Longest a single write to a client may take before it counts as a slow consumer.
     pub send_time_limit_ms: u64,
-    /// Time from the WebSocket handshake to the CONNECT frame.
+    /// Time from the WebSocket handshake (on `[tcp]`, the accept) to the CONNECT frame.
     pub connect_timeout_ms: u64,
     /// Time from the first byte of a frame to its last.
     pub frame_timeout_ms: u64,
@@ -271,7 +275,7 @@ pub struct LimitsConfig {
     /// Messages to `/app` handlers one session may have waiting before the
     /// server stops reading from that client until its handlers catch up.
     pub max_pending_app_messages: usize,
-    /// Open TCP connections (WebSocket, SSE and plain HTTP together); 0 = no limit.
+    /// Open TCP connections (WebSocket, SSE, plain HTTP and `[tcp]` together); 0 = no limit.
     /// Unset: the process's open-file limit less a reserve for its other
     /// descriptors, worked out at start.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -280,10 +284,12 @@ pub struct LimitsConfig {
     /// `server.trusted_proxies` count instead under the client address they
     /// forward, from the WebSocket or SSE handshake on.
     pub max_connections_per_ip: usize,
-    /// Connections that have not yet sent a complete HTTP request.
+    /// Connections that have not yet sent a complete HTTP request (on `[tcp]`:
+    /// not finished their PROXY header and TLS handshake).
     pub max_pending_handshakes: usize,
     /// Time from accepting a connection to its first complete HTTP request
-    /// (TLS handshake included).
+    /// (TLS handshake included; on `[tcp]`, to the end of the PROXY header and
+    /// TLS handshake).
     pub handshake_timeout_ms: u64,
     /// Frames per second one session may send on average (token bucket); 0 = no limit.
     pub max_frames_per_second: u32,
@@ -403,6 +409,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.cluster.validate()?;
         self.sockjs.validate()?;
+        self.tcp.validate(&self.server)?;
         validate_path("stomp.endpoint", &self.stomp.endpoint)?;
         validate_prefixes("stomp.app_prefixes", &self.stomp.app_prefixes)?;
         validate_prefixes("stomp.broker_prefixes", &self.stomp.broker_prefixes)?;

@@ -20,6 +20,8 @@ use crate::security::{AccessRules, Authenticator};
 use crate::session::driver::{ConnectionRules, FrameRate};
 use crate::session::{SessionConfig, Sessions};
 use crate::transport::listener::ListenerSettings;
+use crate::transport::tcp::{TCP_TLS, TcpSettings};
+use crate::transport::tls::SERVER_TLS;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
@@ -29,6 +31,8 @@ pub(crate) struct Built {
     pub hub: Arc<Hub>,
     pub tls: Option<TlsAcceptor>,
     pub listener: ListenerSettings,
+    /// `[tcp]`, when it names an address.
+    pub tcp: Option<TcpSettings>,
 }
 
 /// Builds the hub and everything it holds from `config` and the handlers of `app`.
@@ -47,8 +51,9 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         .server
         .tls
         .as_ref()
-        .map(crate::transport::tls::acceptor)
+        .map(|tls| crate::transport::tls::acceptor(tls, &SERVER_TLS))
         .transpose()?;
+    let tcp = tcp_settings(config)?;
     let cluster = Cluster::new(&config.cluster);
     let remote = cluster.clone().map(|cluster| cluster as Arc<dyn Remote>);
     let broker = Broker::with_parts(
@@ -134,6 +139,7 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         hub: Arc::new(hub),
         tls,
         listener: listener_settings(config),
+        tcp,
     })
 }
 
@@ -187,6 +193,23 @@ fn listener_settings(config: &Config) -> ListenerSettings {
         keepalive_interval: Duration::from_millis(server.tcp_keepalive_interval_ms),
         keepalive_retries: server.tcp_keepalive_retries,
     }
+}
+
+fn tcp_settings(config: &Config) -> Result<Option<TcpSettings>, ConfigError> {
+    let tcp = &config.tcp;
+    let Some(bind) = tcp.bind else {
+        return Ok(None);
+    };
+    let tls = tcp
+        .tls
+        .as_ref()
+        .map(|tls| crate::transport::tls::acceptor(tls, &TCP_TLS))
+        .transpose()?;
+    Ok(Some(TcpSettings {
+        bind,
+        tls,
+        proxy_protocol: tcp.proxy_protocol,
+    }))
 }
 
 /// Builds everything `config` describes, as the server will at start, without
@@ -252,6 +275,21 @@ mod tests {
             let error = built(toml).err().expect(toml);
             assert!(error.to_string().starts_with(key), "{toml}: {error}");
         }
+    }
+
+    #[test]
+    fn tcp_certificates_are_loaded_at_build_and_name_their_key() {
+        let error = built(
+            "[tcp]\nbind = \"127.0.0.1:0\"\n\
+             [tcp.tls]\ncert_file = \"/nonexistent/c.pem\"\nkey_file = \"/nonexistent/k.pem\"\n",
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            error.to_string().starts_with("tcp.tls.cert_file"),
+            "{error}"
+        );
+        assert!(built("").expect("builds").tcp.is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Wiring: builds the runtime parts from the configuration (`build`), the HTTP
-//! router (WebSocket endpoint, SSE, API, static files), listens, and shuts
-//! down gracefully (stop accepting, flush and close sessions, bounded wait).
+//! router (WebSocket endpoint, SSE, API, static files), listens (HTTP, and
+//! STOMP over TCP with `[tcp]`), and shuts down gracefully (stop accepting,
+//! flush and close sessions, bounded wait).
 
 mod build;
 mod open_files;
@@ -14,6 +15,7 @@ use crate::config::{Config, ConfigError};
 use crate::hub::Hub;
 use crate::security::origin::OriginPolicy;
 use crate::transport::listener::{GuardedListener, ListenerSettings, RemoteAddr};
+use crate::transport::tcp::TcpSettings;
 use crate::transport::{endpoint, http_api, sockjs, sse, websocket};
 use axum::Router;
 use axum::http::{HeaderName, Method, header};
@@ -31,6 +33,12 @@ use tower_http::services::ServeDir;
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The `[tcp]` listener's address cannot be bound.
+    #[error("tcp.bind: cannot listen on {addr}: {source}")]
+    BindTcp {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -95,6 +103,8 @@ pub struct Server {
     config: Config,
     tls: Option<TlsAcceptor>,
     listener_settings: ListenerSettings,
+    /// The STOMP-over-TCP listener, with `[tcp]`.
+    tcp: Option<(TcpListener, TcpSettings)>,
 }
 
 /// Triggers shutdown from anywhere (tests, signal handlers).
@@ -120,12 +130,23 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let tcp = match built.tcp {
+            Some(settings) => {
+                let addr = settings.bind;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::BindTcp { addr, source })?;
+                Some((listener, settings))
+            }
+            None => None,
+        };
         Ok(Server {
             listener,
             hub: built.hub,
             config,
             tls: built.tls,
             listener_settings: built.listener,
+            tcp,
         })
     }
 
@@ -138,6 +159,13 @@ impl Server {
         self.listener
             .local_addr()
             .unwrap_or(self.config.server.bind)
+    }
+
+    /// The STOMP-over-TCP listener's address, with `[tcp]`.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp
+            .as_ref()
+            .map(|(listener, settings)| listener.local_addr().unwrap_or(settings.bind))
     }
 
     /// The configuration the server was built from.
@@ -166,6 +194,7 @@ impl Server {
             config,
             tls,
             listener_settings,
+            tcp,
         } = self;
         let shutdown = hub.lifecycle.shutdown.clone();
         let demo = &config.demo;
@@ -193,13 +222,28 @@ impl Server {
                 shutdown.clone(),
             );
         }
+        let tcp = tcp.map(|(listener, settings)| {
+            tokio::spawn(crate::transport::tcp::serve(
+                listener,
+                hub.clone(),
+                settings,
+                listener_settings.clone(),
+            ))
+        });
         let app = router(hub.clone(), &config).into_make_service_with_connect_info::<RemoteAddr>();
         let listener =
             GuardedListener::new(listener, listener_settings, hub.admission.clone(), tls);
-        axum::serve(listener, app)
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(ServerError::Serve)?;
+            .await;
+        if let Some(accepting) = tcp {
+            // The accept loop stops on shutdown; when HTTP failed instead, stop it here.
+            if served.is_err() {
+                accepting.abort();
+            }
+            let _ = accepting.await;
+        }
+        served.map_err(ServerError::Serve)?;
         let tracker = &hub.lifecycle.tracker;
         tracker.close();
         let grace = Duration::from_millis(config.server.shutdown_timeout_ms);

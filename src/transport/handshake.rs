@@ -1,7 +1,8 @@
 //! The opening request of any transport: the client's address (behind a
 //! trusted proxy, the one it forwarded, with that client's per-address place),
 //! the origin check, a bearer token from the query string or `Authorization`
-//! header, then the interceptor chain.
+//! header, then the interceptor chain. A connection without HTTP (STOMP over
+//! TCP) has only the address and the interceptors.
 
 use crate::app::interceptor::{HandshakeRequest, Rejection, RequestHeaders};
 use crate::app::session_info::Handshake;
@@ -55,36 +56,12 @@ pub fn run(
             tracing::debug!(proxy = %peer, %reason, "a trusted proxy named no client; counting the proxy as the client");
         }
     }
-    // First, before any work is spent on it: the cap the listener could not
-    // apply to a proxy's connection. 429, not the listener's 503: a proxy
-    // told to try the next server on a 503 (nginx's `proxy_next_upstream
-    // http_503`) would turn a per-client cap into one per node.
-    let place = if client.through_proxy() {
-        match hub.admission.admit_client(remote.ip()) {
-            Ok(place) => Some(place),
-            Err(refused) => {
-                tracing::warn!(%remote, proxy = %peer, %transport, reason = %refused, "handshake refused");
-                return Err(Rejection::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    refused.to_string(),
-                ));
-            }
-        }
-    } else {
-        None
-    };
+    let place = client_place(hub, client.through_proxy(), remote, peer, transport)?;
     if let Err(message) = hub.origins.check(header("origin"), header("host")) {
         tracing::warn!(%remote, %transport, reason = %message, "handshake refused");
         return Err(Rejection::new(StatusCode::FORBIDDEN, message));
     }
-    let mut handshake = Handshake {
-        session: hub.sessions.next_id(),
-        remote: Some(remote),
-        ..Handshake::default()
-    };
-    handshake
-        .attributes
-        .insert("transport".into(), transport.into());
+    let mut handshake = new_handshake(hub, remote, transport);
     let request = HandshakeRequest {
         path: uri.path(),
         query_string: uri.query(),
@@ -108,20 +85,105 @@ pub fn run(
             return Err(Rejection::new(StatusCode::UNAUTHORIZED, error.to_string()));
         }
     }
-    for interceptor in &hub.app.handshake {
-        if let Err(rejection) = interceptor.before(&request, &mut handshake) {
-            tracing::info!(%remote, status = %rejection.status, reason = %rejection.message, "handshake rejected");
-            return Err(rejection);
-        }
-    }
-    for interceptor in &hub.app.handshake {
-        interceptor.after(&request, &handshake);
-    }
+    intercept(hub, &request, &mut handshake)?;
     Ok(Admitted {
         handshake,
         remote,
         place,
     })
+}
+
+/// No headers: what interceptors see of a connection without HTTP.
+const NO_HEADERS: [(&str, &str); 0] = [];
+
+/// The opening of a connection without HTTP (STOMP over TCP): the client is
+/// `named` by the peer's PROXY header, or is the peer. There is no origin to
+/// check and no token (credentials come with CONNECT); the interceptors see
+/// an empty path and no query or headers.
+pub fn run_stream(
+    hub: &Hub,
+    peer: SocketAddr,
+    named: Option<SocketAddr>,
+    transport: &str,
+) -> Result<Admitted, Rejection> {
+    let remote = named.unwrap_or(peer);
+    if named.is_some() {
+        tracing::debug!(%remote, proxy = %peer, "client address named by a PROXY header");
+    }
+    let through_proxy = hub.proxies.trusts(peer.ip());
+    let place = client_place(hub, through_proxy, remote, peer, transport)?;
+    let mut handshake = new_handshake(hub, remote, transport);
+    let request = HandshakeRequest {
+        path: "",
+        query_string: None,
+        headers: &NO_HEADERS,
+        remote,
+    };
+    intercept(hub, &request, &mut handshake)?;
+    Ok(Admitted {
+        handshake,
+        remote,
+        place,
+    })
+}
+
+/// The per-address place of a client behind a trusted proxy, taken first,
+/// before any work is spent on it: the cap the listener could not apply to
+/// a proxy's connection.
+fn client_place(
+    hub: &Hub,
+    through_proxy: bool,
+    remote: SocketAddr,
+    peer: SocketAddr,
+    transport: &str,
+) -> Result<Option<ClientPlace>, Rejection> {
+    if !through_proxy {
+        return Ok(None);
+    }
+    match hub.admission.admit_client(remote.ip()) {
+        Ok(place) => Ok(Some(place)),
+        Err(refused) => {
+            tracing::warn!(%remote, proxy = %peer, %transport, reason = %refused, "handshake refused");
+            // 429, not the listener's 503: a proxy told to try the next
+            // server on a 503 (nginx's `proxy_next_upstream http_503`) would
+            // turn a per-client cap into one per node.
+            Err(Rejection::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                refused.to_string(),
+            ))
+        }
+    }
+}
+
+/// A fresh session id, the client's address and the transport's name.
+fn new_handshake(hub: &Hub, remote: SocketAddr, transport: &str) -> Handshake {
+    let mut handshake = Handshake {
+        session: hub.sessions.next_id(),
+        remote: Some(remote),
+        ..Handshake::default()
+    };
+    handshake
+        .attributes
+        .insert("transport".into(), transport.into());
+    handshake
+}
+
+/// The application's interceptors, in order; the first refusal wins.
+fn intercept(
+    hub: &Hub,
+    request: &HandshakeRequest<'_>,
+    handshake: &mut Handshake,
+) -> Result<(), Rejection> {
+    for interceptor in &hub.app.handshake {
+        if let Err(rejection) = interceptor.before(request, handshake) {
+            tracing::info!(remote = %request.remote, status = %rejection.status, reason = %rejection.message, "handshake rejected");
+            return Err(rejection);
+        }
+    }
+    for interceptor in &hub.app.handshake {
+        interceptor.after(request, handshake);
+    }
+    Ok(())
 }
 
 /// The CORS `Access-Control-Allow-Origin` rule of every transport: the

@@ -42,7 +42,8 @@ impl ListenerSettings {
         self.keepalive_idle + self.keepalive_interval * self.keepalive_retries
     }
 
-    fn tune(&self, stream: &TcpStream) {
+    /// TCP_NODELAY, keepalive and the bound on unacknowledged writes.
+    pub(crate) fn tune(&self, stream: &TcpStream) {
         // The writers batch and flush once per batch; Nagle's algorithm on
         // top only adds delayed-ACK stalls to every reply.
         if let Err(error) = stream.set_nodelay(true) {

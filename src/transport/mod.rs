@@ -10,6 +10,7 @@ mod linger;
 pub mod listener;
 pub mod sockjs;
 pub mod sse;
+pub mod tcp;
 pub mod tls;
 pub mod websocket;
 

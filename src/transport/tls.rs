@@ -1,6 +1,7 @@
-//! TLS for `https://` and `wss://`: the rustls configuration from
-//! `[server.tls]`, and a stream that performs its handshake lazily, inside the
-//! connection's own task, so a slow handshake never holds up the accept loop.
+//! TLS for `https://` and `wss://` (`[server.tls]`) and for `stomp+ssl://`
+//! (`[tcp.tls]`): the rustls configuration from a certificate and key, and a
+//! stream that performs its handshake lazily, inside the connection's own
+//! task, so a slow handshake never holds up the accept loop.
 
 use crate::config::{ConfigError, TlsConfig};
 use rustls::pki_types::pem::PemObject;
@@ -14,13 +15,32 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::{Accept, TlsAcceptor};
 
+/// Where a TLS table sits in `broker.toml` (its errors name these keys) and
+/// the application protocol it serves.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsSection {
+    pub table: &'static str,
+    pub cert_file: &'static str,
+    pub key_file: &'static str,
+    /// The ALPN protocols offered; empty for a protocol without an ALPN name.
+    pub alpn: &'static [&'static [u8]],
+}
+
+/// `[server.tls]`: HTTP/1.1 and the WebSocket upgrades on it.
+pub const SERVER_TLS: TlsSection = TlsSection {
+    table: "server.tls",
+    cert_file: "server.tls.cert_file",
+    key_file: "server.tls.key_file",
+    alpn: &[b"http/1.1"],
+};
+
 /// Loads the certificate chain and key; the error names the file and the problem.
-pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, ConfigError> {
+pub fn acceptor(config: &TlsConfig, section: &TlsSection) -> Result<TlsAcceptor, ConfigError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert_file)
         .and_then(|certs| certs.collect())
         .map_err(|error| {
             ConfigError::invalid(
-                "server.tls.cert_file",
+                section.cert_file,
                 format!(
                     "cannot read certificates from {}: {error}",
                     config.cert_file.display()
@@ -29,13 +49,13 @@ pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, ConfigError> {
         })?;
     if certs.is_empty() {
         return Err(ConfigError::invalid(
-            "server.tls.cert_file",
+            section.cert_file,
             format!("{} holds no PEM certificate", config.cert_file.display()),
         ));
     }
     let key = PrivateKeyDer::from_pem_file(&config.key_file).map_err(|error| {
         ConfigError::invalid(
-            "server.tls.key_file",
+            section.key_file,
             format!(
                 "cannot read a private key from {}: {error}",
                 config.key_file.display()
@@ -45,16 +65,16 @@ pub fn acceptor(config: &TlsConfig) -> Result<TlsAcceptor, ConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|error| ConfigError::invalid("server.tls", error.to_string()))?
+        .map_err(|error| ConfigError::invalid(section.table, error.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|error| {
             ConfigError::invalid(
-                "server.tls",
+                section.table,
                 format!("the certificate and key do not fit: {error}"),
             )
         })?;
-    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    server.alpn_protocols = section.alpn.iter().map(|name| name.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 

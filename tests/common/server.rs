@@ -27,6 +27,9 @@ pub fn default_config() -> Config {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The STOMP-over-TCP listener, when the test's config has `[tcp]`.
+    #[allow(dead_code, reason = "only the TCP tests read it")]
+    pub tcp: Option<SocketAddr>,
     #[allow(dead_code, reason = "only the shutdown test reads it")]
     pub handle: ShutdownHandle,
     #[allow(dead_code, reason = "not every test binary reads it")]
@@ -51,11 +54,13 @@ impl TestServer {
         config.validate().expect("test config is valid");
         let server = Server::bind_with(config, app).await.expect("bind");
         let addr = server.local_addr();
+        let tcp = server.tcp_addr();
         let handle = server.shutdown_handle();
         let template = server.template();
         let task = tokio::spawn(server.run());
         TestServer {
             addr,
+            tcp,
             handle,
             template,
             task,

@@ -7,7 +7,8 @@ import path from 'node:path';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 // `args` follow `serve --bind 127.0.0.1:0` (for example `--config FILE`).
-export async function startBroker({ args = [] } = {}) {
+// With `tcp`, the config has a [tcp] listener: also waits for its address.
+export async function startBroker({ args = [], tcp = false } = {}) {
   const binary = process.env.STOMPHUB_BIN ?? path.join(root, 'target/debug/stomphub');
   const child = spawn(binary, ['serve', '--bind', '127.0.0.1:0', ...args], {
     cwd: root,
@@ -15,19 +16,23 @@ export async function startBroker({ args = [] } = {}) {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const lines = createInterface({ input: child.stderr });
+  let tcpAddress;
   const address = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('stomphub did not start within 10 s')), 10_000);
     child.once('exit', (code) => reject(new Error(`stomphub exited early with ${code}`)));
+    let http;
     lines.on('line', (line) => {
-      const found = line.match(/listening on http:\/\/(\S+)/);
-      if (found) {
+      http ??= line.match(/listening on http:\/\/(\S+)/)?.[1];
+      tcpAddress ??= line.match(/listening on stomp(?:\+ssl)?:\/\/(\S+)/)?.[1];
+      if (http && (tcpAddress || !tcp)) {
         clearTimeout(timer);
-        resolve(found[1]);
+        resolve(http);
       }
     });
   });
   return {
     address,
+    tcpAddress,
     child,
     url: `ws://${address}/endpoint-websocket`,
     async stop() {
