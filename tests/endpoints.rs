@@ -399,3 +399,33 @@ async fn a_handler_in_code_sends_to_its_socket_a_user_and_everyone() {
     wait_for_sessions(server.addr, "/seeds/{id}", 1).await;
     assert_eq!(*closed.lock().expect("lock"), ["1"]);
 }
+
+#[tokio::test]
+async fn idle_sockets_are_pinged_and_foreign_origins_refused() {
+    let server = TestServer::start_with(|config| config.stomp.heartbeat = [300, 10_000]).await;
+    let mut socket = open(server.addr, "/ws/asset").await;
+    assert_eq!(text(&mut socket).await, "连接成功");
+    let started = tokio::time::Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), socket.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => break,
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{}/ws/asset", server.addr)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "origin",
+        "https://evil.example".parse().expect("header value"),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403);
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+}
