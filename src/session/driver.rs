@@ -206,6 +206,7 @@ pub async fn drive<W: Wire>(
         batch: Vec::new(),
         send_time_limit: rules.send_time_limit,
         last_write: Instant::now(),
+        last_stomp_write: Instant::now(),
     };
     let end = serve(session, &mut writer, rules, shutdown).await;
     writer.finish(session, &end).await;
@@ -218,6 +219,9 @@ struct Writer<W> {
     batch: Vec<Outgoing>,
     send_time_limit: Duration,
     last_write: Instant,
+    /// The last write a STOMP client sees (frames or a heart-beat): a
+    /// transport's own keep-alive (SockJS `h`) does not count for STOMP.
+    last_stomp_write: Instant,
 }
 
 impl<W: Wire> Writer<W> {
@@ -273,6 +277,7 @@ impl<W: Wire> Writer<W> {
         match result {
             Ok(()) => {
                 self.last_write = Instant::now();
+                self.last_stomp_write = self.last_write;
                 Ok(closed)
             }
             Err(error) => Err(End::WriteFailed(error.to_string())),
@@ -289,6 +294,9 @@ impl<W: Wire> Writer<W> {
         match written {
             Ok(Ok(())) => {
                 self.last_write = Instant::now();
+                if !keepalive {
+                    self.last_stomp_write = self.last_write;
+                }
                 Ok(())
             }
             Ok(Err(error)) => Err(End::WriteFailed(error.to_string())),
@@ -484,7 +492,9 @@ async fn serve<W: Wire>(
             (None, Some(_)) => heartbeat.read_timeout().map(|limit| last_read + limit),
         };
         let frame_deadline = reader.frame_deadline.filter(|_| throttled.is_none());
-        let heartbeat_due = heartbeat.send_every.map(|every| writer.last_write + every);
+        let heartbeat_due = heartbeat
+            .send_every
+            .map(|every| writer.last_stomp_write + every);
         let keepalive_due = keepalive.map(|every| writer.last_write + every);
         let send_deadline = earliest(heartbeat_due, keepalive_due);
         let next = tokio::select! {

@@ -22,6 +22,7 @@ use tokio::sync::{Semaphore, mpsc};
 enum Written {
     Frame(Frame),
     HeartBeat,
+    KeepAlive,
     Close(Option<CloseReason>),
 }
 
@@ -30,6 +31,8 @@ struct TestWire {
     written: mpsc::UnboundedSender<Written>,
     /// Each batch takes one permit: no permits is a client that stopped reading.
     writable: Arc<Semaphore>,
+    /// A transport keep-alive of its own, as SockJS's `h`.
+    keepalive: Option<Duration>,
 }
 
 impl Wire for TestWire {
@@ -67,8 +70,17 @@ impl Wire for TestWire {
         Ok(())
     }
 
+    async fn send_keepalive(&mut self) -> Result<(), WireError> {
+        let _ = self.written.send(Written::KeepAlive);
+        Ok(())
+    }
+
     async fn close(&mut self, reason: Option<CloseReason>) {
         let _ = self.written.send(Written::Close(reason));
+    }
+
+    fn keepalive(&self) -> Option<Duration> {
+        self.keepalive
     }
 }
 
@@ -137,6 +149,15 @@ impl Harness {
         rules: ConnectionRules,
         config: SessionConfig,
     ) -> Harness {
+        Harness::start_over(app, rules, config, None)
+    }
+
+    fn start_over(
+        app: Arc<AppRuntime>,
+        rules: ConnectionRules,
+        config: SessionConfig,
+        keepalive: Option<Duration>,
+    ) -> Harness {
         let (client, inbound) = mpsc::channel(1);
         let (written_tx, written) = mpsc::unbounded_channel();
         let writable = Arc::new(Semaphore::new(Semaphore::MAX_PERMITS));
@@ -148,6 +169,7 @@ impl Harness {
             inbound,
             written: written_tx,
             writable: writable.clone(),
+            keepalive,
         };
         let token = shutdown.clone();
         let driver = tokio::spawn(async move { drive(&mut session, wire, &rules, &token).await });
@@ -204,7 +226,7 @@ impl Harness {
         let error = loop {
             match self.next().await {
                 Written::Frame(frame) if frame.command == Command::Error => break frame,
-                Written::Frame(_) | Written::HeartBeat => {}
+                Written::Frame(_) | Written::HeartBeat | Written::KeepAlive => {}
                 Written::Close(reason) => panic!("closed ({reason:?}) without an ERROR"),
             }
         };
@@ -235,6 +257,25 @@ async fn a_client_that_never_connects_gets_an_error_and_a_policy_close() {
     );
     assert_eq!(end, End::Timeout);
     assert_eq!(started.elapsed(), Duration::from_millis(500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transport_keep_alive_does_not_hold_back_the_stomp_heart_beat() {
+    let keepalive = Some(Duration::from_secs(2));
+    let mut harness =
+        Harness::start_over(app(AppBuilder::new()), rules(), session_config(), keepalive);
+    harness.connect("0,5000").await;
+    let started = tokio::time::Instant::now();
+    let mut seen = Vec::new();
+    while !seen.contains(&Written::HeartBeat) && seen.len() < 10 {
+        seen.push(harness.next().await);
+    }
+    // Keep-alives at 2 s and 4 s; the STOMP heart-beat still at 5 s, as negotiated.
+    assert_eq!(
+        seen,
+        [Written::KeepAlive, Written::KeepAlive, Written::HeartBeat]
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
 }
 
 #[tokio::test(start_paused = true)]
@@ -517,7 +558,7 @@ async fn a_throttled_client_is_not_judged_silent_while_the_driver_is_not_reading
         let receipt = loop {
             match harness.next().await {
                 Written::Frame(frame) => break frame,
-                Written::HeartBeat => {}
+                Written::HeartBeat | Written::KeepAlive => {}
                 Written::Close(reason) => panic!("closed: {reason:?}"),
             }
         };

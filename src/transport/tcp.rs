@@ -14,7 +14,7 @@ use crate::security::connections::{Refused, Ticket};
 use crate::session::driver::{CloseReason, Received, Wire, WireError};
 use crate::session::encode_outgoing;
 use crate::stomp::{Frame, Version, encode};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use proxy_header::ParseConfig;
 use proxy_header::io::ProxiedStream;
 use std::io;
@@ -299,16 +299,20 @@ impl Stream {
         }
     }
 
-    async fn write_and_flush(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Writes some of `bytes`; cancel-safe: a write raced by another branch
+    /// of the driver's select has written nothing.
+    async fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         match self {
-            Stream::Plain(io) => {
-                io.write_all(bytes).await?;
-                io.flush().await
-            }
-            Stream::Tls(io) => {
-                io.write_all(bytes).await?;
-                io.flush().await
-            }
+            Stream::Plain(io) => io.write(bytes).await,
+            Stream::Tls(io) => io.write(bytes).await,
+            Stream::Closed => Err(closed()),
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(io) => io.flush().await,
+            Stream::Tls(io) => io.flush().await,
             Stream::Closed => Err(closed()),
         }
     }
@@ -371,6 +375,30 @@ impl Drop for TcpWire {
     }
 }
 
+impl TcpWire {
+    /// Writes what `output` holds. Bytes a write cut short by the driver
+    /// (a stalled slow consumer) left unsent stay at its front, so the next
+    /// write (the ERROR that ends the session) completes the frame first
+    /// instead of landing inside it.
+    async fn write_output(&mut self) -> Result<(), WireError> {
+        while !self.output.is_empty() {
+            let written = self
+                .stream
+                .write(&self.output)
+                .await
+                .map_err(WireError::new)?;
+            if written == 0 {
+                return Err(WireError::new("the connection took no more bytes"));
+            }
+            self.output.advance(written);
+        }
+        if self.output.capacity() > KEEP_OUTPUT {
+            self.output = BytesMut::new();
+        }
+        self.stream.flush().await.map_err(WireError::new)
+    }
+}
+
 impl Wire for TcpWire {
     type Chunk = BytesMut;
 
@@ -387,25 +415,18 @@ impl Wire for TcpWire {
     }
 
     async fn send(&mut self, batch: &[Outgoing], version: Version) -> Result<(), WireError> {
-        // The whole batch in one buffer and one write: one syscall (one TLS
-        // record run) per batch, however many frames it holds.
-        let mut out = std::mem::take(&mut self.output);
-        out.clear();
+        // The whole batch in one buffer, written in as few writes as the
+        // socket takes: one syscall (one TLS record run) per batch, however
+        // many frames it holds.
         for item in batch {
-            encode_outgoing(item, version, &mut out);
+            encode_outgoing(item, version, &mut self.output);
         }
-        let written = self.stream.write_and_flush(&out).await;
-        if out.capacity() <= KEEP_OUTPUT {
-            self.output = out;
-        }
-        written.map_err(WireError::new)
+        self.write_output().await
     }
 
     async fn send_heartbeat(&mut self) -> Result<(), WireError> {
-        self.stream
-            .write_and_flush(b"\n")
-            .await
-            .map_err(WireError::new)
+        self.output.extend_from_slice(b"\n");
+        self.write_output().await
     }
 
     async fn close(&mut self, _reason: Option<CloseReason>) {
