@@ -427,3 +427,54 @@ async fn idle_sockets_are_pinged_and_foreign_origins_refused() {
         other => panic!("expected 403, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn where_credentials_are_checked_a_path_cannot_name_the_user() {
+    let server = TestServer::start_with(|config| {
+        config.auth.users.push(
+            toml::from_str(
+                r#"
+                name = "alice"
+                password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$2Nfqc3lr4JX4VBU1WzWHqRGPwTJHJa4WXmvaw2AqZcY"
+                "#,
+            )
+            .expect("a user"),
+        );
+    })
+    .await;
+    match tokio_tungstenite::connect_async(format!("ws://{}/socket/alice", server.addr)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
+            assert!(body.contains("bearer token"), "{body}");
+        }
+        other => panic!("expected 401, got {other:?}"),
+    }
+    // An endpoint that names no user stays open to anonymous sockets.
+    let mut asset = open(server.addr, "/ws/asset").await;
+    assert_eq!(text(&mut asset).await, "连接成功");
+}
+
+#[tokio::test]
+async fn a_socket_that_only_gets_replies_is_still_held_to_the_frame_rate() {
+    let server = TestServer::start_with(|config| {
+        config.limits.max_frames_per_second = 20;
+        config.limits.frame_burst = 5;
+    })
+    .await;
+    let mut socket = open(server.addr, "/ws/asset").await;
+    text(&mut socket).await;
+    let started = tokio::time::Instant::now();
+    for n in 0..45 {
+        say(&mut socket, &n.to_string()).await;
+    }
+    for n in 0..45 {
+        assert_eq!(text(&mut socket).await, format!("收到消息，消息内容：{n}"));
+    }
+    // 40 messages past the burst at 20 per second: read no faster than that.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_800),
+        "{:?}",
+        started.elapsed()
+    );
+}

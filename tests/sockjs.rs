@@ -404,6 +404,16 @@ async fn an_oversized_send_is_refused_and_ends_the_session_with_1009() {
         closed.body.contains("c[1009,\"message too large\"]"),
         "{closed:?}"
     );
+    // A body over what a send may carry is refused the same way, unread.
+    connect_polling(server.addr, "huge").await;
+    let body = format!(r#"["{}"]"#, "x".repeat(1_200_000));
+    let response = post(server.addr, &format!("{BASE}/000/huge/xhr_send"), &body).await;
+    assert_eq!(response.status, 413, "{}", response.body);
+    assert!(
+        response.body.contains("limits.max_frame_size"),
+        "{}",
+        response.body
+    );
 }
 
 #[tokio::test]
@@ -567,4 +577,60 @@ async fn sessions_follow_max_connections_and_zero_means_no_cap() {
         refused.body.contains("limits.max_connections"),
         "{refused:?}"
     );
+}
+
+#[tokio::test]
+async fn a_session_answers_only_the_address_that_opened_it_and_each_address_has_a_cap() {
+    let server = TestServer::start_with(|config| {
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
+        config.limits.max_connections_per_ip = 2;
+    })
+    .await;
+    let from = |client: &'static str| [("X-Forwarded-For", client)];
+    let open = format!("{BASE}/000/mine/xhr");
+    let opened = request(server.addr, "POST", &open, &from("10.0.0.1"), "").await;
+    assert!(opened.body.contains("o\n"), "{opened:?}");
+    // Knowing the id is not enough: another address gets 404, for sends and polls.
+    let send = format!("{BASE}/000/mine/xhr_send");
+    let stranger = request(server.addr, "POST", &send, &from("10.0.0.2"), CONNECT).await;
+    assert_eq!(stranger.status, 404, "{stranger:?}");
+    let stranger = request(server.addr, "POST", &open, &from("10.0.0.2"), "").await;
+    assert_eq!(stranger.status, 404, "{stranger:?}");
+    let owner = request(server.addr, "POST", &send, &from("10.0.0.1"), CONNECT).await;
+    assert_eq!(owner.status, 204, "{owner:?}");
+    // Two sessions per address (limits.max_connections_per_ip), then 429 naming the key.
+    let second = request(
+        server.addr,
+        "POST",
+        &format!("{BASE}/000/mine2/xhr"),
+        &from("10.0.0.1"),
+        "",
+    )
+    .await;
+    assert_eq!(second.status, 200, "{second:?}");
+    let third = request(
+        server.addr,
+        "POST",
+        &format!("{BASE}/000/mine3/xhr"),
+        &from("10.0.0.1"),
+        "",
+    )
+    .await;
+    assert_eq!(third.status, 429, "{third:?}");
+    assert!(
+        third.body.contains("limits.max_connections_per_ip"),
+        "{third:?}"
+    );
+    let elsewhere = request(
+        server.addr,
+        "POST",
+        &format!("{BASE}/000/yours/xhr"),
+        &from("10.0.0.3"),
+        "",
+    )
+    .await;
+    assert_eq!(elsewhere.status, 200, "{elsewhere:?}");
+    // Session ids are short.
+    let long = format!("{BASE}/000/{}/xhr", "a".repeat(65));
+    assert_eq!(post(server.addr, &long, "").await.status, 404);
 }

@@ -262,7 +262,7 @@ pub struct LimitsConfig {
     pub outbound_queue_max_bytes: usize,
     /// Longest a single write to a client may take before it counts as a slow consumer.
     pub send_time_limit_ms: u64,
-    /// Time from the WebSocket handshake (on `[tcp]`, the accept) to the CONNECT frame.
+    /// Time from the WebSocket handshake (on `[tcp]`, the end of the PROXY header and TLS handshake) to the CONNECT frame.
     pub connect_timeout_ms: u64,
     /// Time from the first byte of a frame to its last.
     pub frame_timeout_ms: u64,

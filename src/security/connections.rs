@@ -116,6 +116,11 @@ impl Admission {
         }
     }
 
+    /// The cap on one client address's connections (or sessions); 0 = none.
+    pub fn max_per_ip(&self) -> usize {
+        self.limits.max_per_ip
+    }
+
     /// The cap on open TCP connections in force; 0 = none.
     pub fn max_total(&self) -> usize {
         self.limits.max_total

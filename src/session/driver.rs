@@ -72,6 +72,9 @@ pub enum Received<C> {
     /// A transport-level message without STOMP content (a WebSocket ping);
     /// it still shows that the client is alive.
     Control,
+    /// A message the transport handled itself (a plain socket's text that is
+    /// only answered): it counts against the frame rate like a frame.
+    Message,
     /// The client closed the connection.
     Closed,
 }
@@ -342,6 +345,8 @@ struct Reader {
     /// When the frame now in the decoder's buffer must be complete.
     frame_deadline: Option<Instant>,
     frame_timeout: Duration,
+    /// A message handled by the transport found no token: it takes the next one.
+    owes_token: bool,
 }
 
 /// What the reader does next.
@@ -362,7 +367,23 @@ impl Reader {
                 .map(|rate| TokenBucket::new(rate.per_second, rate.burst)),
             frame_deadline: None,
             frame_timeout: rules.frame_timeout,
+            owes_token: false,
         }
+    }
+
+    /// A message the transport handled costs a token like a frame; with none
+    /// left, reading waits for one, which then pays for the message (already
+    /// handled by the transport).
+    fn count_message(&mut self) -> Next {
+        if let Some(bucket) = &mut self.rate {
+            let now = Instant::now().into_std();
+            if !bucket.take(now) {
+                self.owes_token = true;
+                let wait = bucket.wait(now).unwrap_or_default();
+                return Next::Throttled(Instant::now() + wait);
+            }
+        }
+        Next::Read
     }
 
     /// Decodes what is buffered (after `data`) and hands each frame to the
@@ -375,6 +396,16 @@ impl Reader {
         shutdown: &CancellationToken,
     ) -> Result<Next, End> {
         self.decoder.feed(data);
+        if self.owes_token
+            && let Some(bucket) = &mut self.rate
+        {
+            let now = Instant::now().into_std();
+            if !bucket.take(now) {
+                let wait = bucket.wait(now).unwrap_or_default();
+                return Ok(Next::Throttled(Instant::now() + wait));
+            }
+            self.owes_token = false;
+        }
         loop {
             if let Some(bucket) = &mut self.rate
                 && let Some(wait) = bucket.wait(Instant::now().into_std())
@@ -520,6 +551,7 @@ async fn serve<W: Wire>(
                 match received {
                     Ok(Received::Data(data)) => reader.receive(session, data.as_ref(), shutdown).await,
                     Ok(Received::Control) => continue,
+                    Ok(Received::Message) => Ok(reader.count_message()),
                     Ok(Received::Closed) => return End::ClientClosed,
                     Err(error) => return refuse_read(session, error, rules),
                 }

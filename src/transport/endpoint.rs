@@ -112,6 +112,16 @@ async fn upgrade(
                 );
             }
             Some(_) => {}
+            // Where credentials are checked, a name in the path proves nothing.
+            None if hub.auth().checks_credentials() => {
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    format!(
+                        "the socket of user {user:?} needs that user's bearer token (?{}=...)",
+                        hub.auth().query_parameter()
+                    ),
+                );
+            }
             None => {
                 handshake.user = Some(user);
                 handshake.user_is_claimed = true;
@@ -283,8 +293,8 @@ impl PlainWire {
                 }
                 Ok(match &self.settings.publish {
                     Some(destination) => Received::Data(Self::send_frame(destination, &text)),
-                    // Alive; a reply goes out as the driver reads again.
-                    None => Received::Control,
+                    // Handled here; a reply goes out as the driver reads again.
+                    None => Received::Message,
                 })
             }
             Some(Ok(Message::Binary(_))) => Err(WireError::Unsupported(

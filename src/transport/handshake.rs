@@ -29,6 +29,18 @@ pub struct Admitted {
 /// Finds the client's address, checks the origin and any bearer token,
 /// assigns a session id and runs every interceptor; a rejection is the HTTP
 /// answer to give.
+/// The client of a request: the peer, or the one a trusted proxy forwarded.
+pub fn client_addr(hub: &Hub, headers: &HeaderMap, peer: SocketAddr) -> ClientAddr {
+    let all = |name: &'static str| {
+        headers
+            .get_all(name)
+            .into_iter()
+            .filter_map(|value| value.to_str().ok())
+    };
+    hub.proxies
+        .client(peer, all("forwarded"), all("x-forwarded-for"))
+}
+
 pub fn run(
     hub: &Hub,
     uri: &Uri,
@@ -37,15 +49,7 @@ pub fn run(
     transport: &str,
 ) -> Result<Admitted, Rejection> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let all = |name: &'static str| {
-        headers
-            .get_all(name)
-            .into_iter()
-            .filter_map(|value| value.to_str().ok())
-    };
-    let client = hub
-        .proxies
-        .client(peer, all("forwarded"), all("x-forwarded-for"));
+    let client = client_addr(hub, headers, peer);
     let remote = client.client();
     match &client {
         ClientAddr::Direct(_) => {}

@@ -132,9 +132,10 @@ async fn unknown_transport() -> Response {
     not_found()
 }
 
-/// Server and session ids: non-empty path segments without dots.
+/// Server and session ids: non-empty path segments without dots, and short
+/// (sockjs-client's are 3 and 8 characters): a registry key is kept a while.
 fn valid_ids(server: &str, session: &str) -> bool {
     [server, session]
         .iter()
-        .all(|id| !id.is_empty() && !id.contains('.'))
+        .all(|id| !id.is_empty() && id.len() <= 64 && !id.contains('.'))
 }

@@ -3,7 +3,7 @@
 //! to a session to receive its frames.
 
 use super::receiver::{self, Kind};
-use super::session::{CacheLimits, HttpWire, Registered, Shared};
+use super::session::{CacheLimits, HttpWire, Registered, SessionCaps, Shared};
 use super::websocket::SockJsWebSocketWire;
 use super::{Refused, SockJs, not_found, valid_ids};
 use crate::hub::Hub;
@@ -97,10 +97,10 @@ fn find_or_open(
     peer: std::net::SocketAddr,
     transport: &'static str,
 ) -> Result<Arc<Shared>, Refused> {
-    if let Some(shared) = sockjs.registry.get(id) {
-        return Ok(shared);
-    }
     let hub = &sockjs.hub;
+    if let Some(shared) = sockjs.registry.get(id) {
+        return owned(hub, shared, headers, peer);
+    }
     let Admitted {
         handshake,
         remote,
@@ -111,21 +111,34 @@ fn find_or_open(
         messages: settings.message_cache_size,
         bytes: hub.sessions.queue_limits().soft_bytes,
     };
-    let (shared, inbound) = Shared::new(id.to_owned(), cache);
+    let (shared, inbound) = Shared::new(id.to_owned(), remote.ip(), cache);
     // Sessions outlive the requests of polling clients, so the listener's
-    // connection cap cannot count them: the registry applies the same number.
-    let limit = match hub.admission.max_total() {
-        0 => usize::MAX,
-        limit => limit,
+    // connection caps cannot count them: the registry applies the same numbers.
+    let caps = SessionCaps {
+        total: hub.admission.max_total(),
+        per_client: hub.admission.max_per_ip(),
     };
-    match sockjs.registry.insert(&shared, limit) {
+    match sockjs.registry.insert(&shared, caps) {
         Registered::New => {}
-        Registered::Taken(existing) => return Ok(existing),
+        Registered::Taken(existing) => return owned(hub, existing, headers, peer),
         Registered::Full => {
-            tracing::warn!(%remote, limit, "SockJS session refused: limit reached");
+            tracing::warn!(%remote, limit = caps.total, "SockJS session refused: limit reached");
             return Err(Refused::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("{limit} SockJS sessions are open, the most limits.max_connections allows"),
+                format!(
+                    "{} SockJS sessions are open, the most limits.max_connections allows",
+                    caps.total
+                ),
+            ));
+        }
+        Registered::FullForClient => {
+            tracing::warn!(%remote, limit = caps.per_client, "SockJS session refused: per-client limit reached");
+            return Err(Refused::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "this address holds {} SockJS sessions, the most limits.max_connections_per_ip allows",
+                    caps.per_client
+                ),
             ));
         }
     }
@@ -143,6 +156,23 @@ fn find_or_open(
         drop(token);
     });
     Ok(shared)
+}
+
+/// `shared`, when the request comes from the address that opened it;
+/// otherwise the session is none of this client's: 404, as for an unknown id.
+pub(super) fn owned(
+    hub: &Hub,
+    shared: Arc<Shared>,
+    headers: &HeaderMap,
+    peer: std::net::SocketAddr,
+) -> Result<Arc<Shared>, Refused> {
+    let client = crate::transport::handshake::client_addr(hub, headers, peer).client();
+    if client.ip() == shared.owner {
+        Ok(shared)
+    } else {
+        tracing::warn!(%client, owner = %shared.owner, "SockJS request for another address's session refused");
+        Err(Refused::not_found())
+    }
 }
 
 /// `server.allowed_origins`, as for the WebSocket endpoint.

@@ -2,24 +2,26 @@
 //! handed to its session in order, with the protocol's answers to bad bodies.
 
 use super::http::no_cache;
-use super::open::check_origin;
+use super::open::{check_origin, owned};
 use super::session::Shared;
 use super::{Refused, SockJs, frame, text, valid_ids};
 use crate::session::driver::WireError;
+use crate::transport::listener::RemoteAddr;
 use crate::transport::websocket::message_limit;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 pub(super) async fn xhr_send(
     State(sockjs): State<Arc<SockJs>>,
+    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
     Path(ids): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match send(&sockjs, ids, &headers, body, false).await {
+    match send(&sockjs, peer, ids, &headers, body, false).await {
         Ok(()) => {
             let mut response = StatusCode::NO_CONTENT.into_response();
             response.headers_mut().insert(
@@ -35,6 +37,7 @@ pub(super) async fn xhr_send(
 
 pub(super) async fn jsonp_send(
     State(sockjs): State<Arc<SockJs>>,
+    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
     Path(ids): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -43,7 +46,7 @@ pub(super) async fn jsonp_send(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    match send(&sockjs, ids, &headers, body, form).await {
+    match send(&sockjs, peer, ids, &headers, body, form).await {
         Ok(()) => {
             let mut response = text(StatusCode::OK, "ok");
             no_cache(response.headers_mut());
@@ -57,6 +60,7 @@ pub(super) async fn jsonp_send(
 /// request waits while the session is behind, which slows the client.
 async fn send(
     sockjs: &SockJs,
+    peer: std::net::SocketAddr,
     (server, session): (String, String),
     headers: &HeaderMap,
     body: Body,
@@ -71,6 +75,7 @@ async fn send(
     let Some(shared) = sockjs.registry.get(&session) else {
         return Err(Refused::not_found());
     };
+    let shared = owned(hub, shared, headers, peer)?;
     // Sent while the session ended: dropped, as the protocol says, so that
     // the client learns of the end from its close frame, not a failed send.
     if shared.is_closed() {
@@ -81,6 +86,13 @@ async fn send(
     let body_limit = send_body_limit(max_frame_size);
     let payload = match axum::body::to_bytes(body, body_limit).await {
         Ok(payload) => payload,
+        // The client went away mid-body: nothing to refuse, the session goes on.
+        Err(error) if !is_length_limit(&error) => {
+            return Err(Refused::new(
+                StatusCode::BAD_REQUEST,
+                format!("the send's body could not be read: {error}"),
+            ));
+        }
         Err(_) => {
             let size = header(header::CONTENT_LENGTH)
                 .and_then(|v| v.parse().ok())
@@ -116,6 +128,18 @@ async fn send(
         }
     }
     Ok(())
+}
+
+/// Whether reading a body failed on its size, not on the connection.
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Refuses a send over the size limit and ends its session as WebSocket

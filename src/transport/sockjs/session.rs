@@ -10,6 +10,7 @@ use crate::session::encode_outgoing;
 use crate::stomp::Version;
 use bytes::BytesMut;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
@@ -18,10 +19,17 @@ use tokio::time::{Instant, sleep_until};
 /// What a client sent in one message, or the reason the session must end.
 pub type Inbound = Result<String, WireError>;
 
-/// The open SockJS sessions of the HTTP transports, by the client's session id.
+/// The open SockJS sessions of the HTTP transports, by the client's session
+/// id, and how many each client address holds.
 #[derive(Debug, Default)]
 pub struct Registry {
-    sessions: Mutex<HashMap<String, Arc<Shared>>>,
+    inner: Mutex<Sessions>,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    by_id: HashMap<String, Arc<Shared>>,
+    per_owner: HashMap<IpAddr, usize>,
 }
 
 /// Why a session could not be registered.
@@ -29,41 +37,63 @@ pub enum Registered {
     New,
     /// Another request registered the id first.
     Taken(Arc<Shared>),
+    /// `limits.max_connections` sessions exist.
     Full,
+    /// The client's address holds `limits.max_connections_per_ip` sessions.
+    FullForClient,
+}
+
+/// How many sessions may exist, in all and per client address; 0 = no cap.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionCaps {
+    pub total: usize,
+    pub per_client: usize,
 }
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Shared>>> {
+    fn lock(&self) -> MutexGuard<'_, Sessions> {
         // A panic elsewhere cannot leave the map half-updated: every update is one call.
-        self.sessions
+        self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Shared>> {
-        self.lock().get(id).cloned()
+        self.lock().by_id.get(id).cloned()
     }
 
-    /// Registers `shared` unless the id is taken or `limit` sessions exist.
-    pub fn insert(&self, shared: &Arc<Shared>, limit: usize) -> Registered {
+    /// Registers `shared` unless the id is taken or a cap is reached.
+    pub fn insert(&self, shared: &Arc<Shared>, caps: SessionCaps) -> Registered {
         let mut sessions = self.lock();
-        if let Some(existing) = sessions.get(&shared.id) {
+        if let Some(existing) = sessions.by_id.get(&shared.id) {
             return Registered::Taken(existing.clone());
         }
-        if sessions.len() >= limit {
+        if caps.total != 0 && sessions.by_id.len() >= caps.total {
             return Registered::Full;
         }
-        sessions.insert(shared.id.clone(), shared.clone());
+        let held = sessions.per_owner.get(&shared.owner).copied().unwrap_or(0);
+        if caps.per_client != 0 && held >= caps.per_client {
+            return Registered::FullForClient;
+        }
+        sessions.per_owner.insert(shared.owner, held + 1);
+        sessions.by_id.insert(shared.id.clone(), shared.clone());
         Registered::New
     }
 
     fn remove(&self, shared: &Arc<Shared>) {
         let mut sessions = self.lock();
-        if sessions
+        let registered = sessions
+            .by_id
             .get(&shared.id)
-            .is_some_and(|registered| Arc::ptr_eq(registered, shared))
-        {
-            sessions.remove(&shared.id);
+            .is_some_and(|registered| Arc::ptr_eq(registered, shared));
+        if registered {
+            sessions.by_id.remove(&shared.id);
+            if let Some(held) = sessions.per_owner.get_mut(&shared.owner) {
+                *held -= 1;
+                if *held == 0 {
+                    sessions.per_owner.remove(&shared.owner);
+                }
+            }
         }
     }
 }
@@ -80,6 +110,9 @@ pub struct CacheLimits {
 #[derive(Debug)]
 pub struct Shared {
     pub id: String,
+    /// The address of the client that opened it: only requests from there
+    /// reach it, so that knowing a session id is not enough to take it over.
+    pub owner: IpAddr,
     state: Mutex<State>,
     /// Wakes the receiving request: messages, or the close.
     to_receiver: Notify,
@@ -125,11 +158,16 @@ pub struct Receiving {
 
 impl Shared {
     /// A new session and the receiving end of its inbound messages.
-    pub fn new(id: String, cache: CacheLimits) -> (Arc<Shared>, mpsc::Receiver<Inbound>) {
+    pub fn new(
+        id: String,
+        owner: IpAddr,
+        cache: CacheLimits,
+    ) -> (Arc<Shared>, mpsc::Receiver<Inbound>) {
         // Small: a full channel holds the sending request, which slows the client.
         let (inbound, received) = mpsc::channel(16);
         let shared = Arc::new(Shared {
             id,
+            owner,
             state: Mutex::new(State {
                 pending: Vec::new(),
                 pending_bytes: 0,

@@ -8,12 +8,17 @@ fn session(messages: usize) -> (Arc<Shared>, HttpWire, Arc<Registry>) {
     let registry = Arc::new(Registry::default());
     let (shared, inbound) = Shared::new(
         "s1".into(),
+        IpAddr::from([127, 0, 0, 1]),
         CacheLimits {
             messages,
             bytes: 1 << 20,
         },
     );
-    assert!(matches!(registry.insert(&shared, 10), Registered::New));
+    let caps = SessionCaps {
+        total: 10,
+        per_client: 10,
+    };
+    assert!(matches!(registry.insert(&shared, caps), Registered::New));
     let wire = HttpWire::new(shared.clone(), inbound, DELAY, &registry);
     (shared, wire, registry)
 }
