@@ -12,13 +12,13 @@
 //! next one, as sockjs-client does.
 
 use crate::client::{self, Target};
+use crate::stomp_tcp::FrameReader;
 use crate::subscribers::{self, BodySource, SubscriberTask};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
-use stomphub::stomp::{Command, Decoded, Decoder, Frame, Limits, Version, encode_to_vec};
+use stomphub::stomp::{Command, Frame, Version, encode_to_vec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -74,24 +74,11 @@ pub fn client_message(frame: &Frame) -> Result<String, String> {
     serde_json::to_string(&[stomp]).map_err(|e| e.to_string())
 }
 
-/// The STOMP side of a SockJS session: SockJS frames in, STOMP frames out.
+/// The STOMP side of a SockJS session: SockJS frames in, STOMP frames out,
+/// through the same frame reader as STOMP over TCP (each message is STOMP bytes).
+#[derive(Default)]
 pub struct StompOverSockJs {
-    decoder: Decoder,
-    frames: VecDeque<Frame>,
-}
-
-impl Default for StompOverSockJs {
-    fn default() -> Self {
-        StompOverSockJs {
-            // The server's own limits are smaller; these only stop a runaway.
-            decoder: Decoder::new(Limits {
-                max_frame_size: 1 << 24,
-                max_body_size: 1 << 24,
-                ..Limits::default()
-            }),
-            frames: VecDeque::new(),
-        }
-    }
+    reader: FrameReader,
 }
 
 impl StompOverSockJs {
@@ -99,21 +86,9 @@ impl StompOverSockJs {
     pub fn take(&mut self, frame: SockJsFrame) -> Result<(), String> {
         match frame {
             SockJsFrame::Open | SockJsFrame::Heartbeat => Ok(()),
-            SockJsFrame::Messages(messages) => {
-                for message in messages {
-                    self.decoder.feed(message.as_bytes());
-                    while let Some(item) = self
-                        .decoder
-                        .decode()
-                        .map_err(|e| format!("invalid STOMP in a SockJS message: {e}"))?
-                    {
-                        if let Decoded::Frame(frame) = item {
-                            self.frames.push_back(frame);
-                        }
-                    }
-                }
-                Ok(())
-            }
+            SockJsFrame::Messages(messages) => messages
+                .iter()
+                .try_for_each(|message| self.reader.feed(message.as_bytes())),
             SockJsFrame::Close { code, reason } => Err(format!(
                 "SockJS session closed by the server: {code} {reason}"
             )),
@@ -121,7 +96,7 @@ impl StompOverSockJs {
     }
 
     pub fn next_frame(&mut self) -> Option<Frame> {
-        self.frames.pop_front()
+        self.reader.next_frame()
     }
 }
 
