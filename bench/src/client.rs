@@ -3,9 +3,9 @@
 //! tests use (`stomp_client`, mounted from tests/common by `lib.rs`).
 
 use crate::stomp_client::{Client, Receiver, Sender};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use stomphub::stomp::Command;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -56,22 +56,9 @@ pub fn is_loopback_host(host: &str) -> bool {
 /// Opens TCP to `authority`, from the local address `source` when given (see
 /// `conns`: spreading over 127.0.0.x gets past one address's ephemeral ports).
 pub async fn tcp(authority: &str, source: Option<IpAddr>) -> Result<TcpStream, String> {
-    let connect = async {
-        let Some(ip) = source else {
-            return TcpStream::connect(authority).await;
-        };
-        let remote = tokio::net::lookup_host(authority)
-            .await?
-            .next()
-            .ok_or_else(|| std::io::Error::other("no address"))?;
-        let socket = match ip {
-            IpAddr::V4(_) => TcpSocket::new_v4()?,
-            IpAddr::V6(_) => TcpSocket::new_v6()?,
-        };
-        socket.bind(SocketAddr::new(ip, 0))?;
-        socket.connect(remote).await
-    };
-    let tcp = connect.await.map_err(|e| format!("{authority}: {e}"))?;
+    let tcp = crate::stomp_client::tcp(authority, source)
+        .await
+        .map_err(|e| format!("{authority}: {e}"))?;
     // Frames are small and latency is measured: no Nagle delay.
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     Ok(tcp)

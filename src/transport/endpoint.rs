@@ -334,7 +334,8 @@ impl Wire for PlainWire {
         for item in batch {
             let message = match item {
                 Outgoing::Delivery { message, .. } => {
-                    let body = Bytes::copy_from_slice(message.body());
+                    // The body every subscriber shares: a count, not a copy.
+                    let body = message.body().clone();
                     match Utf8Bytes::try_from(body.clone()) {
                         Ok(text) => Message::Text(text),
                         Err(_) => Message::Binary(body),

@@ -101,7 +101,11 @@ pub struct Client {
 /// Opens TCP to `authority`, from the local address `source` when given (the
 /// load generator spreads connections over 127.0.0.x to get past the ephemeral
 /// port range of one address).
-async fn tcp(authority: &str, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+#[allow(
+    dead_code,
+    reason = "the load generator's other transports call it; tests need not"
+)]
+pub async fn tcp(authority: &str, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
     let Some(ip) = source else {
         return TcpStream::connect(authority).await;
     };

@@ -296,17 +296,24 @@ pub fn close_frame(reason: Option<CloseReason>) -> CloseFrame {
     }
 }
 
-/// Encodes a batch as JSON string literals, one per STOMP frame. SockJS
-/// carries text: a body that is not UTF-8 arrives with replacement characters.
+/// Appends `item`, encoded in `version`, to `out` as a JSON string literal
+/// (`buf` is scratch space). SockJS carries text: a body that is not UTF-8
+/// arrives with replacement characters.
+pub fn push_literal(item: &Outgoing, version: Version, buf: &mut BytesMut, out: &mut String) {
+    buf.clear();
+    encode_outgoing(item, version, buf);
+    frame::push_json_string(&String::from_utf8_lossy(buf), out);
+}
+
+/// Encodes a batch as JSON string literals, one per STOMP frame: the HTTP
+/// transports' cache counts and hands out messages one by one.
 pub fn encode_batch(batch: &[Outgoing], version: Version) -> Vec<String> {
     let mut buf = BytesMut::new();
     batch
         .iter()
         .map(|item| {
-            buf.clear();
-            encode_outgoing(item, version, &mut buf);
             let mut literal = String::new();
-            frame::push_json_string(&String::from_utf8_lossy(&buf), &mut literal);
+            push_literal(item, version, &mut buf, &mut literal);
             literal
         })
         .collect()

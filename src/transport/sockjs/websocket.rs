@@ -3,11 +3,12 @@
 //! `h` keep-alives, and the `c[...]` frame before the WebSocket close.
 
 use super::frame::{self, MessageError};
-use super::session::{close_frame, encode_batch};
+use super::session::{close_frame, push_literal};
 use crate::broker::outbound::Outgoing;
 use crate::session::driver::{CloseReason, Received, Wire, WireError};
 use crate::stomp::Version;
 use axum::extract::ws::{CloseFrame as WsCloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::BytesMut;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
@@ -102,10 +103,16 @@ impl Wire for SockJsWebSocketWire {
     }
 
     async fn send(&mut self, batch: &[Outgoing], version: Version) -> Result<(), WireError> {
-        let messages = encode_batch(batch, version);
-        let mut out =
-            String::with_capacity(messages.iter().map(|m| m.len() + 1).sum::<usize>() + 3);
-        frame::array_frame(messages.iter().map(String::as_str), &mut out);
+        // Straight into the one `a[...]` message: no string per frame.
+        let mut buf = BytesMut::new();
+        let mut out = String::from("a[");
+        for (index, item) in batch.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            push_literal(item, version, &mut buf, &mut out);
+        }
+        out.push(']');
         self.write(out).await
     }
 
