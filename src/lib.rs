@@ -12,6 +12,8 @@
 //! - `security` (authentication, ACLs, origins, connection caps, client
 //!   addresses behind trusted proxies) and `cluster`
 //!   (the Redis backplane, a client of the broker).
+//! - `proxy`: calls to the user's HTTP application (connect, subscribe, publish,
+//!   `/app` routes), with the JSON contract of docs/proxy.md.
 //! - `app`: handlers, `MessagingTemplate`, events, interceptors, users.
 //! - `session`: one client's STOMP state machine, and the driver that runs it over
 //!   any transport with every timing and policy rule of a connection.
@@ -32,6 +34,7 @@ pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod demo;
 pub(crate) mod hub;
+pub(crate) mod proxy;
 pub(crate) mod security;
 pub(crate) mod server;
 pub(crate) mod session;

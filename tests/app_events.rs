@@ -224,12 +224,14 @@ async fn broker_toml_routes_forward_without_code() {
                 to: Some("/topic/echo/{room}".into()),
                 to_user: None,
                 all_sessions: true,
+                proxy: None,
             },
             RouteConfig {
                 from: "/v1/note".into(),
                 to: None,
                 to_user: Some("/queue/notes".into()),
                 all_sessions: true,
+                proxy: None,
             },
         ];
     })

@@ -1,13 +1,16 @@
 //! `[[route]]` tables from broker.toml: `/app` destinations forwarded to a broker
-//! or user destination without writing a handler.
+//! or user destination without writing a handler, or handled by the user's
+//! HTTP application (`proxy`).
 
 use super::AppBuilder;
 use super::handler::{HandlerError, Message, Payload, TEXT};
 use super::router::Template;
 use crate::broker::user_destination;
-use crate::config::{ConfigError, RouteConfig};
+use crate::config::{ConfigError, RouteConfig, validate_url};
+use crate::proxy::Proxy;
 use bytes::Bytes;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 async fn forward(message: Message<Bytes>) -> Result<Payload, HandlerError> {
     let content_type = message
@@ -22,13 +25,25 @@ async fn forward(message: Message<Bytes>) -> Result<Payload, HandlerError> {
 }
 
 /// Registers one pass-through handler per route; the body and its content type
-/// are kept. A route that cannot work is an error naming its key.
+/// are kept. A route with `proxy` calls the application through `proxy` (built
+/// whenever a route names one). A route that cannot work is an error naming its key.
 pub fn register(
     routes: &[RouteConfig],
-    broker_prefixes: &[String],
+    prefixes: (&[String], &[String]),
+    proxy: Option<&Arc<Proxy>>,
     app: &mut AppBuilder,
 ) -> Result<(), ConfigError> {
+    let (app_prefixes, broker_prefixes) = prefixes;
     for route in routes {
+        if let Some(url) = &route.proxy {
+            check_proxied(route, url)?;
+            let proxy = proxy
+                .ok_or_else(|| ConfigError::invalid("route.proxy", "no proxy client was built"))?;
+            let handler =
+                super::proxied_route::handler(proxy.clone(), url.clone(), app_prefixes.to_vec());
+            app.message_mapping(&route.from, handler).no_reply();
+            continue;
+        }
         check(route, broker_prefixes)?;
         let mapping = app.message_mapping(&route.from, forward);
         match (&route.to, &route.to_user) {
@@ -37,6 +52,21 @@ pub fn register(
             (None, Some(to_user)) => mapping.send_to_session(to_user),
             (None, None) => mapping.no_reply(),
         };
+    }
+    Ok(())
+}
+
+fn check_proxied(route: &RouteConfig, url: &str) -> Result<(), ConfigError> {
+    Template::parse(&route.from).map_err(|reason| ConfigError::invalid("route.from", reason))?;
+    validate_url("route.proxy", url)?;
+    if route.to.is_some() || route.to_user.is_some() {
+        return Err(ConfigError::invalid(
+            "route.proxy",
+            format!(
+                "route from {:?} has a proxy, whose answer says where replies go; remove `to`/`to_user`",
+                route.from
+            ),
+        ));
     }
     Ok(())
 }
@@ -83,9 +113,11 @@ mod tests {
 
     fn routes(toml: &str) -> Result<(), ConfigError> {
         let config = crate::config::Config::parse(toml).expect("scalar checks pass");
+        let proxy = Arc::new(Proxy::new(&config.proxy)?);
         register(
             &config.routes,
-            &config.stomp.broker_prefixes,
+            (&config.stomp.app_prefixes, &config.stomp.broker_prefixes),
+            Some(&proxy),
             &mut AppBuilder::new(),
         )
     }
@@ -99,5 +131,18 @@ mod tests {
         assert!(error.to_string().contains("exactly one of"), "{error}");
         let error = routes("[[route]]\nfrom = \"/v1/x\"\nto_user = \"/user/q\"\n").unwrap_err();
         assert!(error.to_string().starts_with("route.to_user"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn proxied_routes_are_validated() {
+        routes("[[route]]\nfrom = \"/v1/**\"\nproxy = \"http://127.0.0.1:3000/stomp/app\"\n")
+            .unwrap();
+        let error =
+            routes("[[route]]\nfrom = \"/v1/x\"\nproxy = \"localhost:3000\"\n").unwrap_err();
+        assert!(error.to_string().starts_with("route.proxy"), "{error}");
+        let error =
+            routes("[[route]]\nfrom = \"/v1/x\"\nproxy = \"http://a/\"\nto = \"/topic/x\"\n")
+                .unwrap_err();
+        assert!(error.to_string().contains("remove `to`"), "{error}");
     }
 }

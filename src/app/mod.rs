@@ -7,6 +7,7 @@ pub mod directory;
 pub mod events;
 pub mod handler;
 pub mod interceptor;
+pub(crate) mod proxied_route;
 pub mod router;
 pub mod session_info;
 pub mod socket;
@@ -230,6 +231,8 @@ pub struct AppSettings {
     pub auth: Arc<crate::security::Authenticator>,
     /// `[[acl]]`: checked on SUBSCRIBE and SEND.
     pub access: Arc<crate::security::AccessRules>,
+    /// `[proxy]`: the user's application, asked about connects, subscriptions and publishes.
+    pub proxy: Option<Arc<crate::proxy::Proxy>>,
 }
 
 /// Everything the application layer shares at run time.

@@ -25,9 +25,12 @@ pub enum ReplyTo {
 enum Part {
     Literal(String),
     Variable(String),
+    /// A last `**`: any number of further segments, none included (as Spring's `/v1/**`).
+    Rest,
 }
 
-/// A destination template such as `/v1/room/{id}`; variables match one whole segment.
+/// A destination template such as `/v1/room/{id}`; variables match one whole
+/// segment, and a last `**` segment matches whatever follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     text: String,
@@ -42,14 +45,22 @@ impl Template {
         let parts = text
             .split('/')
             .map(|segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                None if segment == "**" => Ok(Part::Rest),
                 Some(name) if !name.is_empty() && !name.contains(['{', '}', ':']) => Ok(Part::Variable(name.to_owned())),
                 Some(_) => Err(format!("mapping {text:?} has a malformed variable")),
                 None if segment.contains(['{', '}', '*', '?']) => {
-                    Err(format!("mapping {text:?}: variables must be whole segments; wildcards are not supported"))
+                    Err(format!("mapping {text:?}: variables must be whole segments; the only wildcard is a last `**` segment"))
                 }
                 None => Ok(Part::Literal(segment.to_owned())),
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(rest) = parts.iter().position(|part| *part == Part::Rest)
+            && rest != parts.len() - 1
+        {
+            return Err(format!(
+                "mapping {text:?}: `**` may only be the last segment"
+            ));
+        }
         Ok(Template {
             text: text.to_owned(),
             parts,
@@ -62,8 +73,15 @@ impl Template {
 
     /// The variables when `path` matches.
     pub fn matches(&self, path: &str) -> Option<HashMap<String, String>> {
-        let segments: Vec<&str> = path.split('/').collect();
-        if segments.len() != self.parts.len() {
+        let mut segments: Vec<&str> = path.split('/').collect();
+        if self.parts.last() == Some(&Part::Rest) {
+            let fixed = self.parts.len() - 1;
+            if segments.len() < fixed {
+                return None;
+            }
+            segments.truncate(fixed);
+            segments.push("");
+        } else if segments.len() != self.parts.len() {
             return None;
         }
         let mut vars = HashMap::new();
@@ -73,6 +91,7 @@ impl Template {
                 Part::Variable(name) if !segment.is_empty() => {
                     vars.insert(name.clone(), segment.to_owned());
                 }
+                Part::Rest => {}
                 _ => return None,
             }
         }
@@ -190,6 +209,17 @@ mod tests {
         assert!(Template::parse("/v1/{a").is_err());
         assert!(Template::parse("/v1/x{a}").is_err());
         assert!(Template::parse("v1").is_err());
+    }
+
+    #[test]
+    fn a_last_double_star_matches_whatever_follows() {
+        let template = Template::parse("/v1/{room}/**").unwrap();
+        assert_eq!(template.matches("/v1/7").unwrap()["room"], "7");
+        assert_eq!(template.matches("/v1/7/say/loud").unwrap()["room"], "7");
+        assert!(template.matches("/v1").is_none());
+        assert!(template.matches("/v2/7/say").is_none());
+        assert!(Template::parse("/v1/**/x").is_err());
+        assert!(Template::parse("/v1/a**").is_err());
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct Handshake {
     /// (an SSE user stream on a server where names are claims).
     pub user_is_claimed: bool,
     pub remote: Option<SocketAddr>,
+    /// Headers of the opening HTTP request that `[proxy] http_headers` names
+    /// (lower-case), kept for the application's connect call.
+    pub http_headers: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -37,6 +40,9 @@ pub struct SessionInfo {
     pub authenticated: bool,
     pub attributes: BTreeMap<String, String>,
     pub remote: Option<SocketAddr>,
+    /// What the application's connect answer (`[proxy] connect`) asked to keep
+    /// with the session; sent back in every later call.
+    pub data: Option<std::sync::Arc<serde_json::Value>>,
     pub connected_at: SystemTime,
     /// Subscription id -> destination as the client sent it.
     subscriptions: Mutex<BTreeMap<String, String>>,
@@ -57,6 +63,7 @@ impl SessionInfo {
             authenticated: identity.authenticated,
             attributes: handshake.attributes.clone(),
             remote: handshake.remote,
+            data: None,
             connected_at: SystemTime::now(),
             subscriptions: Mutex::new(BTreeMap::new()),
         }

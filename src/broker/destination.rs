@@ -163,6 +163,28 @@ impl Pattern {
         let parts: Vec<&str> = destination.split('/').collect();
         match_segments(&self.segments, &parts)
     }
+
+    /// What every destination the pattern matches starts with.
+    pub fn literal_prefix(&self) -> &str {
+        self.text
+            .find(['*', '?', '{'])
+            .map_or(self.text.as_str(), |end| &self.text[..end])
+    }
+
+    /// Whether some destination may match both patterns: exact when one of
+    /// them is a plain destination, else judged by their literal prefixes,
+    /// which may say yes for two patterns that never meet, never the reverse.
+    /// A wildcard subscription is checked with it against rules it could reach.
+    pub fn may_overlap(&self, other: &Pattern) -> bool {
+        if other.literal {
+            return self.matches(&other.text);
+        }
+        if self.literal {
+            return other.matches(&self.text);
+        }
+        let (mine, theirs) = (self.literal_prefix(), other.literal_prefix());
+        mine.starts_with(theirs) || theirs.starts_with(mine)
+    }
 }
 
 impl fmt::Display for Pattern {

@@ -2,12 +2,14 @@
 
 mod cluster;
 mod endpoint;
+mod proxy;
 mod security;
 mod sockjs;
 mod tcp;
 
 pub use cluster::{ClusterBackend, ClusterConfig, redacted_url};
 pub use endpoint::{EndpointConfig, MESSAGE_PLACEHOLDER};
+pub use proxy::{ProxyConfig, validate_url};
 pub use security::{AclRuleConfig, AuthConfig, JwtAlgorithm, JwtConfig, TlsConfig, UserConfig};
 pub use sockjs::SockJsConfig;
 pub use tcp::TcpConfig;
@@ -71,6 +73,9 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// `[tcp]`: STOMP over plain TCP (and TLS) beside the HTTP listener; off by default.
     pub tcp: TcpConfig,
+    /// `[proxy]`: the user's HTTP application asked about connects, subscriptions
+    /// and publishes; off by default.
+    pub proxy: ProxyConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -159,6 +164,10 @@ pub struct RouteConfig {
     /// With `to_user`: every session of the user (true) or only the sending one.
     #[serde(default = "yes")]
     pub all_sessions: bool,
+    /// The application's URL that handles these SENDs (`@MessageMapping` kept in
+    /// the backend); its answer says where replies go, so `to`/`to_user` are unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 fn yes() -> bool {
@@ -410,6 +419,7 @@ impl Config {
         self.cluster.validate()?;
         self.sockjs.validate()?;
         self.tcp.validate(&self.server)?;
+        self.proxy.validate()?;
         validate_path("stomp.endpoint", &self.stomp.endpoint)?;
         validate_prefixes("stomp.app_prefixes", &self.stomp.app_prefixes)?;
         validate_prefixes("stomp.broker_prefixes", &self.stomp.broker_prefixes)?;

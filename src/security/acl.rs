@@ -95,8 +95,6 @@ pub struct AccessDenied {
 #[derive(Debug)]
 struct Rule {
     pattern: Pattern,
-    /// Every destination the pattern matches starts with this.
-    literal_prefix: String,
     subscribe: Option<Vec<Principal>>,
     send: Option<Vec<Principal>>,
 }
@@ -113,21 +111,6 @@ impl Rule {
         self.list(action)
             .is_none_or(|list| list.iter().any(|p| p.admits(who)))
     }
-
-    /// Whether some destination matched by `pattern` (with `prefix`) may also match this rule.
-    fn may_overlap(&self, pattern: &Pattern, prefix: &str) -> bool {
-        if !is_pattern(self.pattern.as_str()) {
-            return pattern.matches(self.pattern.as_str());
-        }
-        // Two patterns whose literal prefixes disagree match disjoint sets.
-        self.literal_prefix.starts_with(prefix) || prefix.starts_with(&self.literal_prefix)
-    }
-}
-
-fn literal_prefix(text: &str) -> String {
-    text.find(['*', '?', '{'])
-        .map_or(text, |end| &text[..end])
-        .to_owned()
 }
 
 #[derive(Debug, Default)]
@@ -172,7 +155,6 @@ impl AccessRules {
                     pattern: Pattern::compile(&rule.destination).map_err(|error| {
                         ConfigError::invalid("acl.destination", error.to_string())
                     })?,
-                    literal_prefix: literal_prefix(&rule.destination),
                     subscribe: parse_list("acl.subscribe", rule, &rule.subscribe)?,
                     send: parse_list("acl.send", rule, &rule.send)?,
                 })
@@ -212,11 +194,10 @@ impl AccessRules {
             // Not a valid pattern: the subscription is refused for that reason elsewhere.
             return Ok(());
         };
-        let prefix = literal_prefix(destination);
         match self
             .rules
             .iter()
-            .find(|rule| rule.may_overlap(&pattern, &prefix) && !rule.admits(action, who))
+            .find(|rule| rule.pattern.may_overlap(&pattern) && !rule.admits(action, who))
         {
             Some(rule) => Err(denied(rule)),
             None => Ok(()),

@@ -13,6 +13,7 @@ use crate::broker::user_destination;
 use crate::cluster::Cluster;
 use crate::config::{Config, ConfigError};
 use crate::hub::{Hub, Lifecycle, TransportSettings};
+use crate::proxy::Proxy;
 use crate::security::connections::{Admission, ConnectionLimits};
 use crate::security::origin::OriginPolicy;
 use crate::security::proxies::TrustedProxies;
@@ -43,7 +44,17 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
     check_reserved_prefixes(config)?;
     // Handlers registered in code come first and win over config routes and the demo.
     let mut app = app;
-    crate::app::config_routes::register(&config.routes, &config.stomp.broker_prefixes, &mut app)?;
+    // One HTTP client (and connection pool) for the [proxy] calls and the proxied routes.
+    let proxied_routes = config.routes.iter().any(|route| route.proxy.is_some());
+    let proxy = (config.proxy.is_used() || proxied_routes)
+        .then(|| Proxy::new(&config.proxy).map(Arc::new))
+        .transpose()?;
+    crate::app::config_routes::register(
+        &config.routes,
+        (&config.stomp.app_prefixes, &config.stomp.broker_prefixes),
+        proxy.as_ref(),
+        &mut app,
+    )?;
     if config.demo.enabled {
         crate::demo::register(&mut app);
     }
@@ -71,6 +82,7 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         max_pending_app_messages: limits.max_pending_app_messages,
         auth: Arc::new(Authenticator::new(&config.auth)?),
         access: Arc::new(AccessRules::new(&config.acl)?),
+        proxy: proxy.filter(|_| config.proxy.is_used()),
     };
     // Endpoints registered in code are served and checked with the configured ones.
     let mut websocket = config.websocket.clone();

@@ -427,6 +427,15 @@ impl Reader {
                         };
                         session.set_credentials(verdict);
                     }
+                    // The application's say (`[proxy]`): this session reads
+                    // nothing more until it answers, so its calls keep frame order.
+                    if let Some(call) = session.app_call(&frame) {
+                        let answer = tokio::select! {
+                            answer = call => answer,
+                            _ = shutdown.cancelled() => return Err(End::Shutdown),
+                        };
+                        session.set_app_answer(answer);
+                    }
                     let flow = session.handle(frame);
                     if let Some(version) = session.version() {
                         self.decoder.set_version(version);

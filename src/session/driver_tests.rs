@@ -122,6 +122,7 @@ fn app(builder: AppBuilder) -> Arc<AppRuntime> {
         max_pending_app_messages: 1,
         auth: Arc::default(),
         access: Arc::default(),
+        proxy: None,
     };
     Arc::new(builder.build(broker, None, settings))
 }

@@ -86,6 +86,15 @@ pub enum SessionError {
     Malformed(String),
     #[error("unsupported message: {0}")]
     Unsupported(String),
+    /// The user's application (`[proxy]`) refused the frame; its own words.
+    #[error("{message}")]
+    AppRefused {
+        message: String,
+        code: Option<String>,
+    },
+    /// A call to the user's application failed: down, slow, or a garbled answer.
+    #[error("{0}")]
+    App(#[from] crate::proxy::ProxyError),
 }
 
 impl SessionError {
@@ -104,6 +113,8 @@ impl SessionError {
                 | SessionError::AccessDenied(_)
                 | SessionError::MessageTooLarge { .. }
                 | SessionError::FrameTimeout(_)
+                | SessionError::AppRefused { .. }
+                | SessionError::App(_)
         ) || matches!(self, SessionError::Decode(error) if error.is_limit())
     }
 }

@@ -3,6 +3,7 @@
 //! the transport whether to keep the connection. The same session serves every
 //! transport, and tests drive it without sockets.
 
+mod app_calls;
 pub mod driver;
 mod error;
 pub mod heartbeat;
@@ -78,8 +79,12 @@ pub fn error_frame(
     offending: Option<Command>,
 ) -> Frame {
     let mut frame = Frame::error(error.to_string(), receipt, offending);
-    if let SessionError::UnsupportedVersion { .. } = error {
-        frame.headers.push("version", "1.0,1.1,1.2");
+    match error {
+        SessionError::UnsupportedVersion { .. } => frame.headers.push("version", "1.0,1.1,1.2"),
+        SessionError::AppRefused {
+            code: Some(code), ..
+        } => frame.headers.push("code", code.clone()),
+        _ => {}
     }
     frame
 }
@@ -101,6 +106,9 @@ pub struct Session {
     /// The CONNECT credentials as the transport checked them, off the async
     /// workers; without it, [`Session::handle`] checks them itself.
     credentials: Option<Result<Option<Identity>, AuthError>>,
+    /// The application's answer (`[proxy]`) about the frame being handled,
+    /// fetched by the transport; see [`Session::app_call`].
+    app_answer: Option<Result<crate::proxy::Answer, crate::proxy::ProxyError>>,
     /// The error that ended the session, if one did.
     failure: Option<SessionError>,
     ended: bool,
@@ -153,6 +161,7 @@ impl Session {
             worker: None,
             blocked: std::collections::VecDeque::new(),
             credentials: None,
+            app_answer: None,
             failure: None,
             ended: false,
         }
@@ -191,6 +200,7 @@ impl Session {
         self.connected.is_none()
             && self.handshake.user.is_none()
             && matches!(frame.command, Command::Connect | Command::Stomp)
+            && !self.app_judges_connect()
     }
 
     /// The error that ended the session, if one did.
@@ -209,6 +219,13 @@ impl Session {
 
     /// Handles one client frame.
     pub fn handle(&mut self, frame: Frame) -> Flow {
+        let flow = self.handle_intercepted(frame);
+        // An answer belongs to one frame, even one that failed before using it.
+        self.app_answer = None;
+        flow
+    }
+
+    fn handle_intercepted(&mut self, frame: Frame) -> Flow {
         let mut frame = frame;
         for interceptor in &self.app.channel {
             match interceptor.inbound(&self.info, frame) {
@@ -326,8 +343,13 @@ impl Session {
             self.config.heartbeat,
             self.config.heartbeat_min_ms,
         );
-        let identity = self.identify(frame)?;
-        self.info = Arc::new(SessionInfo::new(&self.handshake, identity));
+        let (identity, data) = match self.app_judges_connect() {
+            true => self.identify_by_app()?,
+            false => (self.identify(frame)?, None),
+        };
+        let mut info = SessionInfo::new(&self.handshake, identity);
+        info.data = data.map(Arc::new);
+        self.info = Arc::new(info);
         self.connected = Some(Connected { version, heartbeat });
         if let Some(user) = &self.info.user {
             self.app
@@ -513,6 +535,7 @@ impl Session {
 
     fn send(&mut self, frame: Frame) -> Result<Flow, SessionError> {
         self.check_send(&frame)?;
+        let frame = self.apply_app_publish_answer(frame)?;
         if let Some(name) = frame.get("transaction") {
             let limit = self.config.max_transaction_bytes;
             let transaction = self
@@ -562,6 +585,7 @@ impl Session {
                 self.config.max_subscriptions,
             ));
         }
+        let initial = self.app_subscribe_answer(destination)?;
         let key = match self.broker.prefixes().route(destination) {
             Route::Broker => destination.to_owned(),
             Route::User => {
@@ -584,6 +608,9 @@ impl Session {
                     session: self.info.clone(),
                     template: self.app.template.clone(),
                 };
+                if let Some(initial) = initial {
+                    self.push_initial_message(id, destination, initial);
+                }
                 self.submit(Job::Subscribe {
                     mapping,
                     inbound,
@@ -608,6 +635,9 @@ impl Session {
                     .map_err(|_| SessionError::BadSince(text.to_owned()))?,
             ),
         };
+        if let Some(initial) = initial {
+            self.push_initial_message(id, destination, initial);
+        }
         self.broker
             .subscribe_replaying(subscription.clone(), since)?;
         self.track_subscription(frame, id, Subscribed::Broker(subscription), destination);

@@ -27,6 +27,7 @@ fn app_with(builder: AppBuilder) -> Arc<AppRuntime> {
         max_pending_app_messages: 4,
         auth: Arc::default(),
         access: Arc::default(),
+        proxy: None,
     };
     Arc::new(builder.build(broker, None, settings))
 }

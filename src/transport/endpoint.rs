@@ -136,7 +136,7 @@ async fn upgrade(
     let user = handshake.user.clone();
     let mut session = hub.sessions.open(handshake);
     let handled = hub.app.socket_handlers.contains_key(&endpoint.path);
-    if let Err((status, reason)) = subscribe(&mut session, &endpoint, &vars, handled) {
+    if let Err((status, reason)) = subscribe(&mut session, &endpoint, &vars, handled).await {
         return refuse(status, reason);
     }
     let rules = hub.sessions.rules();
@@ -195,7 +195,7 @@ async fn upgrade(
 /// The synthetic CONNECT and one SUBSCRIBE per destination (and the
 /// handler's queue when `handled`); a refusal (an `[[acl]]` rule,
 /// authentication) is the HTTP answer, before the upgrade.
-fn subscribe(
+async fn subscribe(
     session: &mut Session,
     endpoint: &EndpointConfig,
     vars: &HashMap<String, String>,
@@ -204,7 +204,7 @@ fn subscribe(
     let connect = Frame::new(Command::Connect)
         .header("accept-version", "1.2")
         .header("heart-beat", "0,0");
-    let mut flow = session.handle(connect);
+    let mut flow = session.handle_after_app(connect).await;
     for (index, destination) in endpoint.subscribe.iter().enumerate() {
         if flow == Flow::Close {
             break;
@@ -212,7 +212,7 @@ fn subscribe(
         let subscribe = Frame::new(Command::Subscribe)
             .header("id", index.to_string())
             .header("destination", fill(destination, vars));
-        flow = session.handle(subscribe);
+        flow = session.handle_after_app(subscribe).await;
     }
     if flow != Flow::Close && handled {
         // Where a handler's `Socket::send` and `send_to_user` arrive; only
@@ -220,7 +220,7 @@ fn subscribe(
         let own = Frame::new(Command::Subscribe)
             .header("id", "socket")
             .header("destination", format!("/user{SOCKET_QUEUE}"));
-        flow = session.handle(own);
+        flow = session.handle_after_app(own).await;
     }
     if flow == Flow::Close {
         return Err(super::refusal(session));

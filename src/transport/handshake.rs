@@ -66,6 +66,15 @@ pub fn run(
         return Err(Rejection::new(StatusCode::FORBIDDEN, message));
     }
     let mut handshake = new_handshake(hub, remote, transport);
+    if let Some(proxy) = &hub.app.settings.proxy
+        && proxy.judges_connect()
+    {
+        handshake.http_headers = proxy
+            .http_headers()
+            .iter()
+            .filter_map(|name| Some((name.clone(), header(name)?.to_owned())))
+            .collect();
+    }
     let request = HandshakeRequest {
         path: uri.path(),
         query_string: uri.query(),

@@ -16,6 +16,7 @@ pub mod websocket;
 
 use crate::app::session_info::Handshake;
 use crate::hub::Hub;
+use crate::proxy::ProxyError;
 use crate::session::driver::{self, End, Wire};
 use crate::session::{Session, SessionError};
 use axum::http::StatusCode;
@@ -58,6 +59,12 @@ pub(crate) fn refusal(session: &Session) -> (StatusCode, String) {
     match session.failure() {
         Some(error @ SessionError::AccessDenied(_)) => (StatusCode::FORBIDDEN, error.to_string()),
         Some(error @ SessionError::Auth(_)) => (StatusCode::UNAUTHORIZED, error.to_string()),
+        Some(error @ SessionError::AppRefused { .. }) => (StatusCode::FORBIDDEN, error.to_string()),
+        // The user's application failed, not the client: a gateway's statuses.
+        Some(error @ SessionError::App(ProxyError::Timeout { .. } | ProxyError::Busy { .. })) => {
+            (StatusCode::GATEWAY_TIMEOUT, error.to_string())
+        }
+        Some(error @ SessionError::App(_)) => (StatusCode::BAD_GATEWAY, error.to_string()),
         Some(error) => (StatusCode::BAD_REQUEST, error.to_string()),
         None => (
             StatusCode::BAD_REQUEST,

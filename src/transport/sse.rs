@@ -190,7 +190,7 @@ async fn open(
     let connect = Frame::new(Command::Connect)
         .header("accept-version", "1.2")
         .header("heart-beat", "0,0");
-    let mut flow = session.handle(connect);
+    let mut flow = session.handle_after_app(connect).await;
     let since = last_id
         .as_deref()
         .map(|id| parse_positions(id, destinations.len()));
@@ -211,7 +211,7 @@ async fn open(
         if let Some(Some(from)) = &since {
             subscribe.headers.push("since", from[index].to_string());
         }
-        flow = session.handle(subscribe);
+        flow = session.handle_after_app(subscribe).await;
         let head = hub.broker().history_head(destination).unwrap_or(0);
         positions.push(match &since {
             Some(Some(from)) => from[index],

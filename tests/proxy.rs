@@ -1,0 +1,408 @@
+//! `[proxy]` and `[[route]] proxy` against a real HTTP application: the demo
+//! backend of examples/proxy-backend (Python's http.server), started by each
+//! test on a free loopback port. Connects, subscriptions and publishes judged
+//! by the application, `/app` SENDs answered by it, its roles used by
+//! `[[acl]]`, and an application that is down, slow or garbled answered with
+//! a clear ERROR while a canary keeps receiving.
+
+mod common {
+    pub mod canary;
+    pub mod server;
+    pub mod sse;
+    pub mod stomp_client;
+}
+
+use common::canary::Canary;
+use common::server::TestServer;
+use common::sse::SseClient;
+use common::stomp_client::Client;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stomphub::config::{AclRuleConfig, Config, RouteConfig};
+use stomphub::stomp::{Command as Stomp, Frame};
+use stomphub::{AppBuilder, Event, EventKind, HandlerError, Message};
+
+/// The demo backend as a child process; stopped when dropped.
+struct Backend {
+    child: Child,
+    url: String,
+}
+
+impl Backend {
+    fn start() -> Backend {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/proxy-backend/app.py");
+        let mut child = Command::new("python3")
+            .args([script, "--port", "0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the demo backend");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the backend says where it listens");
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Backend { child, url }
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Every call of the demo: connect, subscribe, publish, and the app routes.
+    fn configure(&self, config: &mut Config) {
+        config.proxy.connect = self.at("/stomp/connect");
+        config.proxy.subscribe = self.at("/stomp/subscribe");
+        config.proxy.publish = self.at("/stomp/publish");
+        config.routes.push(route("/v1/**", &self.at("/stomp/app")));
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn route(from: &str, proxy: &str) -> RouteConfig {
+    RouteConfig {
+        from: from.into(),
+        to: None,
+        to_user: None,
+        all_sessions: true,
+        proxy: Some(proxy.into()),
+    }
+}
+
+async fn connect_as(server: &TestServer, login: &str, passcode: &str) -> (Client, Frame) {
+    Client::connect_with(&server.url(), &[("login", login), ("passcode", passcode)]).await
+}
+
+async fn user(server: &TestServer, login: &str) -> Client {
+    let (client, connected) = connect_as(server, login, "secret").await;
+    assert_eq!(connected.command, Stomp::Connected, "{connected:?}");
+    assert_eq!(connected.get("user-name"), Some(login));
+    client
+}
+
+/// The ERROR a refused frame gets, then the close; the ERROR is returned.
+async fn refused(client: &mut Client) -> Frame {
+    let frame = client.frame().await;
+    assert_eq!(frame.command, Stomp::Error, "{frame:?}");
+    client.closed().await;
+    frame
+}
+
+fn subscribe_frame(id: &str, destination: &str) -> Frame {
+    Frame::new(Stomp::Subscribe)
+        .header("id", id)
+        .header("destination", destination)
+        .header("receipt", format!("r-{id}"))
+}
+
+#[tokio::test]
+async fn the_application_decides_who_connects_and_names_users() {
+    let backend = Backend::start();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let mut app = AppBuilder::new();
+    let seen = events.clone();
+    app.on_event(move |event: &Event| {
+        if event.kind == EventKind::Connected {
+            let data = event.session.data.as_deref().cloned();
+            seen.lock()
+                .unwrap()
+                .push((event.session.user.clone(), data));
+        }
+    });
+    let server = TestServer::start_with_app(|config| backend.configure(config), app).await;
+
+    let (mut banned, error) = connect_as(&server, "banned", "secret").await;
+    assert_eq!(error.command, Stomp::Error, "{error:?}");
+    assert_eq!(error.get("message"), Some("user banned is not welcome"));
+    assert_eq!(error.get("code"), Some("banned"));
+    banned.closed().await;
+
+    let (mut wrong, error) = connect_as(&server, "alice", "guess").await;
+    assert_eq!(error.get("message"), Some("wrong login or passcode"));
+    wrong.closed().await;
+
+    let _alice = user(&server, "alice").await;
+    // No login: the application lets the session in anonymously.
+    let (_anonymous, connected) = Client::connect_with(&server.url(), &[]).await;
+    assert_eq!(connected.command, Stomp::Connected);
+    assert_eq!(connected.get("user-name"), None);
+
+    let seen = events.lock().unwrap().clone();
+    assert_eq!(
+        seen[0],
+        (
+            Some("alice".to_owned()),
+            Some(serde_json::json!({"greeting": "hello alice"}))
+        ),
+        "events see the application's user and data"
+    );
+    assert_eq!(seen[1], (None, None));
+}
+
+#[tokio::test]
+async fn subscriptions_are_refused_or_greeted_by_the_application() {
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| backend.configure(config)).await;
+    let mut alice = user(&server, "alice").await;
+
+    alice.send(subscribe_frame("w", "/topic/welcome")).await;
+    let welcome = alice.frame().await;
+    assert_eq!(welcome.command, Stomp::Message, "{welcome:?}");
+    assert_eq!(welcome.body, "welcome alice".as_bytes());
+    assert_eq!(welcome.get("subscription"), Some("w"));
+    let receipt = alice.frame().await;
+    assert_eq!(receipt.get("receipt-id"), Some("r-w"), "{receipt:?}");
+
+    alice
+        .send(subscribe_frame("s", "/topic/secret/plans"))
+        .await;
+    let error = refused(&mut alice).await;
+    assert_eq!(
+        error.get("message"),
+        Some("no access to /topic/secret/plans")
+    );
+    assert_eq!(error.get("code"), Some("forbidden"));
+    assert_eq!(error.get("receipt-id"), Some("r-s"));
+}
+
+#[tokio::test]
+async fn roles_from_the_connect_answer_are_used_by_acl_rules() {
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| {
+        backend.configure(config);
+        config.acl.push(AclRuleConfig {
+            destination: "/topic/admin/**".into(),
+            subscribe: Some(vec!["role:admin".into()]),
+            send: None,
+        });
+    })
+    .await;
+    let mut admin = user(&server, "admin").await;
+    admin.subscribe("a", "/topic/admin/audit").await;
+    let mut member = user(&server, "alice").await;
+    member
+        .send(subscribe_frame("a", "/topic/admin/audit"))
+        .await;
+    let error = refused(&mut member).await;
+    let message = error.get("message").unwrap_or_default();
+    assert!(message.contains("/topic/admin/audit"), "{message}");
+}
+
+#[tokio::test]
+async fn publishes_are_rewritten_or_refused_by_the_application() {
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| backend.configure(config)).await;
+    let mut listener = user(&server, "bob").await;
+    listener.subscribe("shout", "/topic/shout").await;
+    let mut alice = user(&server, "alice").await;
+    alice.publish("/topic/shout", "hello").await;
+    let message = listener.frame().await;
+    assert_eq!(message.body, "HELLO".as_bytes());
+    assert_eq!(message.get("shouted"), Some("yes"));
+
+    alice.publish("/topic/readonly/news", "x").await;
+    let error = refused(&mut alice).await;
+    assert_eq!(error.get("message"), Some("read-only destination"));
+}
+
+#[tokio::test]
+async fn app_sends_are_answered_by_the_application_beside_rust_handlers() {
+    let backend = Backend::start();
+    let mut app = AppBuilder::new();
+    app.message_mapping("/v2/rust", |message: Message<String>| async move {
+        Ok::<_, HandlerError>(format!("rust saw {}", message.payload))
+    });
+    let server = TestServer::start_with_app(|config| backend.configure(config), app).await;
+    let mut watcher = user(&server, "bob").await;
+    watcher.subscribe("chat", "/topic/game_chat").await;
+    watcher.subscribe("rust", "/topic/v2/rust").await;
+    let mut alice = user(&server, "alice").await;
+    alice.subscribe("ack", "/user/queue/ack").await;
+
+    alice
+        .publish("/app/v1/chat", r#"{"name": "Alice", "content": "hi all"}"#)
+        .await;
+    let chat = watcher.frame().await;
+    let body: serde_json::Value = serde_json::from_slice(&chat.body).expect("JSON reply");
+    assert_eq!(body["name"], "Alice");
+    assert_eq!(body["content"], "hi all");
+    assert_eq!(body["user"], "alice");
+    let ack = alice.frame().await;
+    assert_eq!(ack.body, "ok".as_bytes(), "{ack:?}");
+
+    alice.publish("/app/v2/rust", "this").await;
+    assert_eq!(watcher.frame().await.body, "rust saw this".as_bytes());
+}
+
+#[tokio::test]
+async fn a_thousand_proxied_sends_are_answered_in_order() {
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| {
+        backend.configure(config);
+        config.limits.max_frames_per_second = 0;
+    })
+    .await;
+    let mut watcher = user(&server, "bob").await;
+    watcher.subscribe("echo", "/topic/echo").await;
+    let mut alice = user(&server, "alice").await;
+    for seq in 0..1000 {
+        alice
+            .send(
+                Frame::new(Stomp::Send)
+                    .header("destination", "/app/v1/echo")
+                    .header("seq", seq.to_string())
+                    .body(format!("message {seq}")),
+            )
+            .await;
+    }
+    for seq in 0..1000 {
+        let frame = watcher.frame().await;
+        assert_eq!(frame.get("seq"), Some(seq.to_string().as_str()));
+        assert_eq!(frame.body, format!("message {seq}").as_bytes());
+    }
+}
+
+/// Each broken application gets the client an ERROR naming the key, and the
+/// broker keeps serving the canary, which the application lets through.
+#[tokio::test]
+async fn an_application_down_slow_or_garbled_is_a_clear_error() {
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| {
+        config.proxy.timeout_ms = 300;
+        config.proxy.connect = backend.at("/stomp/connect");
+        config.proxy.subscribe = backend.at("/garbage/stomp/subscribe");
+        config.proxy.subscribe_destinations = vec!["/topic/judged/**".into()];
+        config.proxy.publish = backend.at("/slow/stomp/publish");
+        config.proxy.publish_destinations = vec!["/topic/judged/**".into()];
+        config
+            .routes
+            .push(route("/v1/broken", &backend.at("/status500/stomp/app")));
+        // Nothing listens on port 9 (discard) here: the connection is refused.
+        config
+            .routes
+            .push(route("/v1/down", "http://127.0.0.1:9/stomp/app"));
+    })
+    .await;
+    let mut canary = Canary::new(&server).await;
+
+    let mut client = user(&server, "alice").await;
+    client.send(subscribe_frame("g", "/topic/judged/x")).await;
+    let error = refused(&mut client).await;
+    let message = error.get("message").unwrap_or_default();
+    assert!(
+        message.starts_with("proxy.subscribe: the answer of http://")
+            && message.contains("is not the JSON of docs/proxy.md"),
+        "{message}"
+    );
+    canary.still_alive("a garbled subscribe answer").await;
+    // A wildcard that may reach a judged destination is judged too.
+    let mut client = user(&server, "alice").await;
+    client.send(subscribe_frame("all", "/topic/**")).await;
+    let error = refused(&mut client).await;
+    let message = error.get("message").unwrap_or_default();
+    assert!(
+        message.starts_with("proxy.subscribe: the answer of"),
+        "{message}"
+    );
+    client = user(&server, "alice").await;
+    client.subscribe("other", "/chat/**").await;
+
+    let mut client = user(&server, "alice").await;
+    client.publish("/topic/judged/x", "slow").await;
+    let message = refused(&mut client).await;
+    let message = message.get("message").unwrap_or_default();
+    assert!(
+        message.starts_with("proxy.publish: the application at http://")
+            && message.ends_with("did not answer within 300 ms (proxy.timeout_ms)"),
+        "{message}"
+    );
+    canary.still_alive("a slow publish answer").await;
+
+    let mut client = user(&server, "alice").await;
+    client.publish("/app/v1/broken", "x").await;
+    let message = refused(&mut client).await;
+    let message = message.get("message").unwrap_or_default();
+    assert!(
+        message.starts_with("application handler failed: route.proxy: the application at http://")
+            && message.ends_with("answered HTTP 500"),
+        "{message}"
+    );
+    canary.still_alive("an application answering 500").await;
+
+    let mut client = user(&server, "alice").await;
+    client.publish("/app/v1/down", "x").await;
+    let message = refused(&mut client).await;
+    let message = message.get("message").unwrap_or_default();
+    assert!(
+        message.contains(
+            "route.proxy: the application at http://127.0.0.1:9/stomp/app cannot be reached"
+        ),
+        "{message}"
+    );
+    canary.still_alive("an application that is down").await;
+}
+
+#[tokio::test]
+async fn a_connect_to_an_application_that_is_down_is_refused_with_the_reason() {
+    let server = TestServer::start_with(|config| {
+        config.proxy.connect = "http://127.0.0.1:9/stomp/connect".into();
+        config.proxy.retries = 2;
+    })
+    .await;
+    let (mut client, error) = Client::connect_with(&server.url(), &[]).await;
+    assert_eq!(error.command, Stomp::Error, "{error:?}");
+    let message = error.get("message").unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "proxy.connect: the application at http://127.0.0.1:9/stomp/connect cannot be reached"
+        ),
+        "{message}"
+    );
+    client.closed().await;
+    // The refusal took three tries, not a hang.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        let (_, again) = Client::connect_with(&server.url(), &[]).await;
+        assert_eq!(again.command, Stomp::Error);
+    })
+    .await
+    .expect("a refused connect does not hang");
+}
+
+/// SSE streams are sessions too: their subscriptions are the application's to
+/// judge, and a refusal or a failure is the HTTP answer.
+#[tokio::test]
+async fn sse_streams_are_judged_with_a_status_for_each_outcome() {
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| backend.configure(config)).await;
+    let path = |destination: &str| format!("/sse/subscribe?destination={destination}");
+    let refused = SseClient::open(server.addr, &path("/topic/secret/x"), None).await;
+    assert_eq!(refused.status, 403, "{}", refused.head);
+    let mut allowed = SseClient::open(server.addr, &path("/topic/news"), None).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.head);
+    server
+        .template
+        .convert_and_send("/topic/news", "fresh")
+        .unwrap();
+    let (_, _, data) = allowed.event().await;
+    assert_eq!(data, "\"fresh\"");
+
+    let slow = TestServer::start_with(|config| {
+        config.proxy.subscribe = backend.at("/slow/stomp/subscribe");
+        config.proxy.timeout_ms = 300;
+    })
+    .await;
+    let late = SseClient::open(slow.addr, &path("/topic/news"), None).await;
+    assert_eq!(late.status, 504, "{}", late.head);
+}
