@@ -15,6 +15,7 @@ pub mod fanout;
 pub mod p2p;
 pub mod plain;
 pub mod procfs;
+pub mod proxy;
 pub mod report;
 pub mod soak;
 pub mod sockjs;

@@ -4,7 +4,7 @@
 
 use stomphub_bench::conns::ConnTransport;
 use stomphub_bench::subscribers::SubscriberTransport;
-use stomphub_bench::{client, conns, fanout, p2p, stats};
+use stomphub_bench::{client, conns, fanout, p2p, proxy, stats};
 
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
@@ -63,6 +63,35 @@ enum Scenario {
     P2p(P2pArgs),
     /// N idle connections with one subscription each, held for S seconds.
     Conns(ConnsArgs),
+    /// N sessions sending to an `/app` route answered by an HTTP application
+    /// that this generator serves (`[[route]] proxy`); each times its replies.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    #[arg(long, default_value_t = 20)]
+    sessions: usize,
+    /// SENDs per session.
+    #[arg(long, default_value_t = 2_000)]
+    messages: u64,
+    /// SENDs in flight per session.
+    #[arg(long, default_value_t = 1)]
+    window: u64,
+    #[arg(long, default_value_t = 128)]
+    body: usize,
+    /// The `/app` destination: a route with `proxy` pointing at `--app-bind`
+    /// `/stomp/app`, or, for the baseline, one with `to_user` = the reply destination.
+    #[arg(long, default_value = "/app/bench/proxied")]
+    destination: String,
+    /// Where replies arrive, below `/user` (the sender's own queue).
+    #[arg(long, default_value = "/queue/proxy-bench")]
+    reply_destination: String,
+    /// Where this generator serves the application (loopback only).
+    #[arg(long, default_value = "127.0.0.1:18093")]
+    app_bind: std::net::SocketAddr,
+    #[arg(long, default_value_t = 60)]
+    max_seconds: u64,
 }
 
 #[derive(Args)]
@@ -228,6 +257,23 @@ fn main() -> ExitCode {
                 print_conns(&report);
                 serde_json::to_value(report).unwrap_or_default()
             }),
+        Scenario::Proxy(args) => runtime
+            .block_on(proxy::run(proxy::ProxyOptions {
+                target,
+                app_bind: args.app_bind,
+                destination: args.destination,
+                reply_destination: args.reply_destination,
+                sessions: args.sessions,
+                messages: args.messages,
+                window: args.window.max(1),
+                body_size: args.body,
+                max_duration: Duration::from_secs(args.max_seconds),
+                broker_pid,
+            }))
+            .map(|report| {
+                print_proxy(&report);
+                serde_json::to_value(report).unwrap_or_default()
+            }),
     };
     let report = match result {
         Ok(report) => report,
@@ -283,6 +329,34 @@ fn print_p2p(report: &p2p::P2pReport) {
     }
     eprintln!(
         "  generator: {:.2} CPU s ({:.2} cores)",
+        report.generator.cpu_seconds, report.generator.cores_used
+    );
+}
+
+fn print_proxy(report: &proxy::ProxyReport) {
+    eprintln!(
+        "proxy {} sessions x window {} -> {}: {} replies to {} sends ({} app calls, {} out of order), {:.0} messages/s over {:.2} s",
+        report.sessions,
+        report.window,
+        report.destination,
+        report.replies,
+        report.sent,
+        report.app_calls,
+        report.reordered,
+        report.messages_per_second,
+        report.seconds
+    );
+    print_latency(&report.latency);
+    if let Some(broker) = &report.broker {
+        eprintln!(
+            "  broker: {:.2} CPU s ({:.2} cores), {:.1} us per message",
+            broker.cpu_seconds,
+            broker.cores_used,
+            broker.cpu_seconds * 1e6 / report.replies.max(1) as f64
+        );
+    }
+    eprintln!(
+        "  generator and application: {:.2} CPU s ({:.2} cores)",
         report.generator.cpu_seconds, report.generator.cores_used
     );
 }

@@ -140,16 +140,22 @@ pub fn summarise(
         delivery.subscribers_with_errors += usize::from(faulty);
         let _ = latency.add(&subscriber.latency_ns);
     }
-    let us = |ns: u64| ns as f64 / 1_000.0;
-    let latency = Latency {
-        p50_us: us(latency.value_at_quantile(0.50)),
-        p90_us: us(latency.value_at_quantile(0.90)),
-        p99_us: us(latency.value_at_quantile(0.99)),
-        p999_us: us(latency.value_at_quantile(0.999)),
-        max_us: us(latency.max()),
-        samples: latency.len(),
-    };
-    (delivery, latency)
+    (delivery, Latency::of(&latency))
+}
+
+impl Latency {
+    /// The quantiles of a histogram of nanoseconds, in microseconds.
+    pub fn of(histogram: &Histogram<u64>) -> Latency {
+        let us = |ns: u64| ns as f64 / 1_000.0;
+        Latency {
+            p50_us: us(histogram.value_at_quantile(0.50)),
+            p90_us: us(histogram.value_at_quantile(0.90)),
+            p99_us: us(histogram.value_at_quantile(0.99)),
+            p999_us: us(histogram.value_at_quantile(0.999)),
+            max_us: us(histogram.max()),
+            samples: histogram.len(),
+        }
+    }
 }
 
 #[cfg(test)]
