@@ -2,13 +2,15 @@
 //! the documented configuration: fan-out across nodes in order and once, user
 //! messages to sessions on two nodes, the cluster-wide views, SSE history
 //! resumed on another node, a node killed (its clients reconnect through
-//! nginx), and Redis stopped for 5 s and started again.
+//! nginx), Redis stopped for 5 s and started again, a Sentinel failover, and
+//! `[proxy]` calls made by every node for its own sessions.
 //! Needs redis-server, redis-cli and nginx; scripts/test.sh installs them.
 
 mod common {
     pub mod cluster;
     pub mod http;
     pub mod process;
+    pub mod proxy_backend;
     pub mod sse;
     pub mod stomp_client;
 }
@@ -17,6 +19,7 @@ use common::cluster::{
     Nginx, Node, Redis, free_port, node_config, scratch, sentinel_node_config, skip_without_tools,
 };
 use common::http::{get, post_json};
+use common::proxy_backend::Backend;
 use common::sse::SseClient;
 use common::stomp_client::Client;
 use std::time::{Duration, Instant};
@@ -664,5 +667,73 @@ async fn nodes_follow_a_sentinel_failover() {
         numbered("b", 0..20)
     );
     drop((replica, sentinel));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each node calls the user's application for the sessions it holds: users
+/// the application names on two nodes, a proxied `/app` SEND on node 2 whose
+/// reply reaches a subscriber on node 1 through Redis, and a refusal on node 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_calls_the_application_for_its_sessions() {
+    if skip_without_tools() {
+        return;
+    }
+    let dir = scratch("proxy-cluster");
+    let redis_port = free_port();
+    let redis = Redis::start_on(redis_port);
+    let backend = Backend::start();
+    let proxy = format!(
+        "\n[proxy]\nconnect = \"{}\"\nsubscribe = \"{}\"\n\n[[route]]\nfrom = \"/v1/**\"\nproxy = \"{}\"\n",
+        backend.at("/stomp/connect"),
+        backend.at("/stomp/subscribe"),
+        backend.at("/stomp/app")
+    );
+    let nodes: Vec<Node> = ["p1", "p2"]
+        .iter()
+        .map(|id| {
+            let config = node_config(id, redis_port, &format!("p{}:", std::process::id()), &dir);
+            Node::start(&dir, id, &(config + &proxy))
+        })
+        .collect();
+    for node in &nodes {
+        wait_until("the node is ready", Duration::from_secs(10), async || {
+            get(node.addr, "/ready").await.status == 200
+        })
+        .await;
+    }
+    let login = |name| [("login", name), ("passcode", "secret")];
+    let (mut watcher, connected) = Client::connect_with(&nodes[0].ws_url(), &login("bob")).await;
+    assert_eq!(connected.get("user-name"), Some("bob"), "{connected:?}");
+    watcher.subscribe("chat", "/topic/game_chat").await;
+    let (mut alice, connected) = Client::connect_with(&nodes[1].ws_url(), &login("alice")).await;
+    assert_eq!(connected.get("user-name"), Some("alice"), "{connected:?}");
+    alice.subscribe("ack", "/user/queue/ack").await;
+    warm_up(
+        &mut alice,
+        std::slice::from_mut(&mut watcher),
+        "/topic/game_chat",
+    )
+    .await;
+
+    alice
+        .publish(
+            "/app/v1/chat",
+            r#"{"name": "Alice", "content": "across nodes"}"#,
+        )
+        .await;
+    let chat = watcher.frame().await;
+    let body: serde_json::Value = serde_json::from_slice(&chat.body).expect("JSON reply");
+    assert_eq!(
+        (body["user"].as_str(), body["content"].as_str()),
+        (Some("alice"), Some("across nodes")),
+        "{body}"
+    );
+    assert_eq!(alice.frame().await.body, "ok".as_bytes());
+
+    let (mut banned, refused) = Client::connect_with(&nodes[0].ws_url(), &login("banned")).await;
+    assert_eq!(refused.command, Command::Error, "{refused:?}");
+    assert_eq!(refused.get("code"), Some("banned"));
+    banned.closed().await;
+    drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,79 +7,22 @@
 
 mod common {
     pub mod canary;
+    pub mod proxy_backend;
     pub mod server;
     pub mod sse;
     pub mod stomp_client;
 }
 
 use common::canary::Canary;
+use common::proxy_backend::Backend;
 use common::server::TestServer;
 use common::sse::SseClient;
 use common::stomp_client::Client;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stomphub::config::{AclRuleConfig, Config, RouteConfig};
+use stomphub::config::{AclRuleConfig, RouteConfig};
 use stomphub::stomp::{Command as Stomp, Frame};
 use stomphub::{AppBuilder, Event, EventKind, HandlerError, Message};
-
-/// The demo backend as a child process; stopped when dropped.
-struct Backend {
-    child: Child,
-    url: String,
-}
-
-impl Backend {
-    fn start() -> Backend {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/proxy-backend/app.py");
-        let mut child = Command::new("python3")
-            .args([script, "--port", "0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs the demo backend");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("the backend says where it listens");
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Backend { child, url }
-    }
-
-    fn at(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    /// Every call of the demo: connect, subscribe, publish, and the app routes.
-    fn configure(&self, config: &mut Config) {
-        config.proxy.connect = self.at("/stomp/connect");
-        config.proxy.subscribe = self.at("/stomp/subscribe");
-        config.proxy.publish = self.at("/stomp/publish");
-        config.routes.push(route("/v1/**", &self.at("/stomp/app")));
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn route(from: &str, proxy: &str) -> RouteConfig {
-    RouteConfig {
-        from: from.into(),
-        to: None,
-        to_user: None,
-        all_sessions: true,
-        proxy: Some(proxy.into()),
-    }
-}
 
 async fn connect_as(server: &TestServer, login: &str, passcode: &str) -> (Client, Frame) {
     Client::connect_with(&server.url(), &[("login", login), ("passcode", passcode)]).await
@@ -288,11 +231,12 @@ async fn an_application_down_slow_or_garbled_is_a_clear_error() {
         config.proxy.publish_destinations = vec!["/topic/judged/**".into()];
         config
             .routes
-            .push(route("/v1/broken", &backend.at("/status500/stomp/app")));
+            .push(backend.route("/v1/broken", "/status500/stomp/app"));
         // Nothing listens on port 9 (discard) here: the connection is refused.
-        config
-            .routes
-            .push(route("/v1/down", "http://127.0.0.1:9/stomp/app"));
+        config.routes.push(RouteConfig {
+            proxy: Some("http://127.0.0.1:9/stomp/app".into()),
+            ..backend.route("/v1/down", "")
+        });
     })
     .await;
     let mut canary = Canary::new(&server).await;
