@@ -149,6 +149,10 @@ HOOKS = ("slow", "garbage", "status500")
 class Handler(BaseHTTPRequestHandler):
     # Keep-alive: the broker reuses its connections instead of opening one per call.
     protocol_version = "HTTP/1.1"
+    # The status line, the headers and the body go out in separate writes; with
+    # Nagle's algorithm each answer on a kept-alive connection would wait for the
+    # broker's delayed ACK (tens of milliseconds).
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):
         pass  # a line per call would drown the tests' output
