@@ -350,3 +350,30 @@ async fn sse_streams_are_judged_with_a_status_for_each_outcome() {
     let late = SseClient::open(slow.addr, &path("/topic/news"), None).await;
     assert_eq!(late.status, 504, "{}", late.head);
 }
+
+/// With every slot taken by a slow call, the next call's ERROR says that its
+/// time went to waiting for a slot, and names proxy.max_in_flight.
+#[tokio::test]
+async fn a_call_that_waited_for_a_slot_says_so() {
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| {
+        config.proxy.publish = backend.at("/slow/stomp/publish");
+        config.proxy.timeout_ms = 600;
+        config.proxy.max_in_flight = 1;
+    })
+    .await;
+    let mut first = Client::connect(&server.url()).await;
+    let mut second = Client::connect(&server.url()).await;
+    first.publish("/topic/a", "x").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    second.publish("/topic/a", "y").await;
+    let first = refused(&mut first).await;
+    let first = first.get("message").unwrap_or_default();
+    assert!(first.ends_with("(proxy.timeout_ms)"), "{first}");
+    let second = refused(&mut second).await;
+    let second = second.get("message").unwrap_or_default();
+    assert!(
+        second.contains("ms of it waiting for a free slot (proxy.max_in_flight)"),
+        "{second}"
+    );
+}

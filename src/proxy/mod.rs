@@ -199,7 +199,8 @@ impl Proxy {
     async fn post(&self, call: Call, url: &str, body: Bytes) -> Result<Answer, ProxyError> {
         let key = call.key();
         let ms = self.timeout.as_millis() as u64;
-        let deadline = Instant::now() + self.timeout;
+        let started = Instant::now();
+        let deadline = started + self.timeout;
         let _slot = match timeout_at(deadline, self.slots.acquire()).await {
             Ok(Ok(slot)) => slot,
             // The semaphore is never closed; a closed one would be as full.
@@ -211,12 +212,14 @@ impl Proxy {
                 });
             }
         };
+        let waited_ms = started.elapsed().as_millis() as u64;
         match timeout_at(deadline, self.exchange(call, url, body)).await {
             Ok(result) => result,
             Err(_) => Err(ProxyError::Timeout {
                 key,
                 url: url.to_owned(),
                 ms,
+                waited_ms,
             }),
         }
     }
