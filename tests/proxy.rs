@@ -22,7 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stomphub::config::{AclRuleConfig, RouteConfig};
 use stomphub::stomp::{Command as Stomp, Frame};
-use stomphub::{AppBuilder, Event, EventKind, HandlerError, Message};
+use stomphub::{
+    AppBuilder, ChannelInterceptor, Event, EventKind, HandlerError, Message, OutboundMessage,
+    SessionInfo,
+};
 
 async fn connect_as(server: &TestServer, login: &str, passcode: &str) -> (Client, Frame) {
     Client::connect_with(&server.url(), &[("login", login), ("passcode", passcode)]).await
@@ -167,6 +170,8 @@ async fn app_sends_are_answered_by_the_application_beside_rust_handlers() {
     app.message_mapping("/v2/rust", |message: Message<String>| async move {
         Ok::<_, HandlerError>(format!("rust saw {}", message.payload))
     });
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    app.channel_interceptor(Stamp(seen.clone()));
     let server = TestServer::start_with_app(|config| backend.configure(config), app).await;
     let mut watcher = user(&server, "bob").await;
     watcher.subscribe("chat", "/topic/game_chat").await;
@@ -187,6 +192,28 @@ async fn app_sends_are_answered_by_the_application_beside_rust_handlers() {
 
     alice.publish("/app/v2/rust", "this").await;
     assert_eq!(watcher.frame().await.body, "rust saw this".as_bytes());
+    // Interceptors saw the proxied SEND going in and stamped the reply going out.
+    assert!(seen.lock().unwrap().contains(&"/app/v1/chat".to_owned()));
+    assert_eq!(chat.get("x-stamped"), Some("yes"));
+}
+
+/// Records inbound SEND destinations and stamps every published message.
+struct Stamp(Arc<Mutex<Vec<String>>>);
+
+impl ChannelInterceptor for Stamp {
+    fn inbound(&self, _session: &SessionInfo, frame: Frame) -> Option<Frame> {
+        if frame.command == Stomp::Send
+            && let Some(destination) = frame.get("destination")
+        {
+            self.0.lock().unwrap().push(destination.to_owned());
+        }
+        Some(frame)
+    }
+
+    fn outbound(&self, mut message: OutboundMessage) -> Option<OutboundMessage> {
+        message.headers.set("x-stamped", "yes");
+        Some(message)
+    }
 }
 
 #[tokio::test]
