@@ -20,7 +20,7 @@ use common::sse::SseClient;
 use common::stomp_client::Client;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use stomphub::config::{AclRuleConfig, RouteConfig};
+use stomphub::config::{AclRuleConfig, EndpointConfig, RouteConfig};
 use stomphub::stomp::{Command as Stomp, Frame};
 use stomphub::{
     AppBuilder, ChannelInterceptor, Event, EventKind, HandlerError, Message, OutboundMessage,
@@ -403,4 +403,52 @@ async fn a_call_that_waited_for_a_slot_says_so() {
         second.contains("ms of it waiting for a free slot (proxy.max_in_flight)"),
         "{second}"
     );
+}
+
+/// A plain WebSocket endpoint's synthetic subscriptions are judged before the
+/// upgrade (a refusal is a 403 with the application's words), and a text
+/// published from an accepted socket goes through the publish call.
+#[tokio::test]
+async fn plain_endpoint_sockets_are_judged_too() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Error, Message as Ws};
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| {
+        backend.configure(config);
+        let endpoint = |path: &str| EndpointConfig {
+            path: path.into(),
+            user: None,
+            on_open: None,
+            reply: None,
+            publish: None,
+            subscribe: Vec::new(),
+        };
+        config.websocket.endpoints.push(EndpointConfig {
+            subscribe: vec!["/topic/secret/room".into()],
+            ..endpoint("/ws/secret")
+        });
+        config.websocket.endpoints.push(EndpointConfig {
+            publish: Some("/topic/shout".into()),
+            ..endpoint("/ws/shout")
+        });
+    })
+    .await;
+    match tokio_tungstenite::connect_async(format!("ws://{}/ws/secret", server.addr)).await {
+        Err(Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default());
+            assert_eq!(body, "no access to /topic/secret/room");
+        }
+        other => panic!("expected 403, got {other:?}"),
+    }
+    let mut listener = user(&server, "bob").await;
+    listener.subscribe("shout", "/topic/shout").await;
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws/shout", server.addr))
+            .await
+            .expect("upgrade");
+    socket.send(Ws::text("quiet words")).await.expect("send");
+    assert_eq!(listener.frame().await.body, "QUIET WORDS".as_bytes());
+    let _ = socket.close(None).await;
+    while socket.next().await.is_some() {}
 }
