@@ -127,14 +127,12 @@ impl Server {
     pub async fn bind_with(config: Config, app: AppBuilder) -> Result<Server, ServerError> {
         let addr = config.server.bind;
         let built = build::build(&config, app)?;
-        let listener = TcpListener::bind(addr)
-            .await
+        let listener = crate::transport::listener::bind(addr)
             .map_err(|source| ServerError::Bind { addr, source })?;
         let tcp = match built.tcp {
             Some(settings) => {
                 let addr = settings.bind;
-                let listener = TcpListener::bind(addr)
-                    .await
+                let listener = crate::transport::listener::bind(addr)
                     .map_err(|source| ServerError::BindTcp { addr, source })?;
                 Some((listener, settings))
             }

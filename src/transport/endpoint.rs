@@ -168,7 +168,7 @@ async fn upgrade(
         handler: handler.clone(),
     };
     let token = hub.lifecycle.tracker.token();
-    tracing::info!(session = session.id(), %remote, endpoint = %endpoint.path, "plain WebSocket opened");
+    tracing::debug!(session = session.id(), %remote, endpoint = %endpoint.path, "plain WebSocket opened");
     ws.on_upgrade(move |mut socket| async move {
         let opened = match on_open {
             Some(text) => socket.send(Message::Text(text.into())).await.is_ok(),

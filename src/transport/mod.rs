@@ -34,7 +34,7 @@ pub(crate) async fn run_session<W: Wire>(
     // Opened here, not by the caller: a session held in the caller's future
     // across this call would be stored twice per connection.
     let mut session = hub.sessions.open(handshake);
-    tracing::info!(session = session.id(), %remote, "connected");
+    tracing::debug!(session = session.id(), %remote, "connected");
     let connections = &hub.lifecycle.connections;
     connections.fetch_add(1, Ordering::Relaxed);
     let end = drive_session(hub, &mut session, wire).await;
@@ -79,6 +79,6 @@ pub(crate) fn log_end(session: &Session, remote: SocketAddr, end: &End) {
         End::SlowConsumer(_) => {
             tracing::warn!(session = session.id(), %remote, reason = %end, "disconnected")
         }
-        _ => tracing::info!(session = session.id(), %remote, reason = %end, "disconnected"),
+        _ => tracing::debug!(session = session.id(), %remote, reason = %end, "disconnected"),
     }
 }

@@ -224,7 +224,7 @@ async fn open(
         let (status, reason) = super::refusal(&session);
         return refuse(status, reason);
     }
-    tracing::info!(session = session.id(), %remote, "sse stream opened");
+    tracing::debug!(session = session.id(), %remote, "sse stream opened");
     let settings = &hub.settings.sse;
     let mut preamble = BytesMut::new();
     preamble.put_slice(
