@@ -7,6 +7,7 @@
 
 mod common {
     pub mod canary;
+    pub mod http;
     pub mod proxy_backend;
     pub mod server;
     pub mod sse;
@@ -14,6 +15,7 @@ mod common {
 }
 
 use common::canary::Canary;
+use common::http::get;
 use common::proxy_backend::Backend;
 use common::server::TestServer;
 use common::sse::SseClient;
@@ -259,6 +261,9 @@ async fn an_application_down_slow_or_garbled_is_a_clear_error() {
         config
             .routes
             .push(backend.route("/v1/broken", "/status500/stomp/app"));
+        config
+            .routes
+            .push(backend.route("/v1/moved", "/redirect/stomp/app"));
         // Nothing listens on port 9 (discard) here: the connection is refused.
         config.routes.push(RouteConfig {
             proxy: Some("http://127.0.0.1:9/stomp/app".into()),
@@ -273,8 +278,9 @@ async fn an_application_down_slow_or_garbled_is_a_clear_error() {
     let error = refused(&mut client).await;
     let message = error.get("message").unwrap_or_default();
     assert!(
-        message.starts_with("proxy.subscribe: the answer of http://")
-            && message.contains("is not the JSON of docs/proxy.md"),
+        message.starts_with(
+            "proxy.subscribe: the application's answer is not the JSON of docs/proxy.md"
+        ) && !message.contains("http://"),
         "{message}"
     );
     canary.still_alive("a garbled subscribe answer").await;
@@ -284,7 +290,7 @@ async fn an_application_down_slow_or_garbled_is_a_clear_error() {
     let error = refused(&mut client).await;
     let message = error.get("message").unwrap_or_default();
     assert!(
-        message.starts_with("proxy.subscribe: the answer of"),
+        message.starts_with("proxy.subscribe: the application's answer is not"),
         "{message}"
     );
     client = user(&server, "alice").await;
@@ -295,8 +301,7 @@ async fn an_application_down_slow_or_garbled_is_a_clear_error() {
     let message = refused(&mut client).await;
     let message = message.get("message").unwrap_or_default();
     assert!(
-        message.starts_with("proxy.publish: the application at http://")
-            && message.ends_with("did not answer within 300 ms (proxy.timeout_ms)"),
+        message == "proxy.publish: the application did not answer within 300 ms (proxy.timeout_ms)",
         "{message}"
     );
     canary.still_alive("a slow publish answer").await;
@@ -306,19 +311,28 @@ async fn an_application_down_slow_or_garbled_is_a_clear_error() {
     let message = refused(&mut client).await;
     let message = message.get("message").unwrap_or_default();
     assert!(
-        message.starts_with("application handler failed: route.proxy: the application at http://")
-            && message.ends_with("answered HTTP 500"),
+        message == "application handler failed: route.proxy: the application answered HTTP 500",
         "{message}"
     );
     canary.still_alive("an application answering 500").await;
+
+    // A redirect is not followed: it would turn the call into a GET.
+    let mut client = user(&server, "alice").await;
+    client.publish("/app/v1/moved", "x").await;
+    let message = refused(&mut client).await;
+    let message = message.get("message").unwrap_or_default();
+    assert_eq!(
+        message,
+        "application handler failed: route.proxy: the application answered HTTP 302"
+    );
 
     let mut client = user(&server, "alice").await;
     client.publish("/app/v1/down", "x").await;
     let message = refused(&mut client).await;
     let message = message.get("message").unwrap_or_default();
     assert!(
-        message.contains(
-            "route.proxy: the application at http://127.0.0.1:9/stomp/app cannot be reached"
+        message.starts_with(
+            "application handler failed: route.proxy: the application cannot be reached: Connection refused"
         ),
         "{message}"
     );
@@ -336,9 +350,7 @@ async fn a_connect_to_an_application_that_is_down_is_refused_with_the_reason() {
     assert_eq!(error.command, Stomp::Error, "{error:?}");
     let message = error.get("message").unwrap_or_default();
     assert!(
-        message.starts_with(
-            "proxy.connect: the application at http://127.0.0.1:9/stomp/connect cannot be reached"
-        ),
+        message.starts_with("proxy.connect: the application cannot be reached: Connection refused"),
         "{message}"
     );
     client.closed().await;
@@ -451,4 +463,139 @@ async fn plain_endpoint_sockets_are_judged_too() {
     assert_eq!(listener.frame().await.body, "QUIET WORDS".as_bytes());
     let _ = socket.close(None).await;
     while socket.next().await.is_some() {}
+}
+
+/// Frames inside a transaction are judged as they are sent; what COMMIT
+/// publishes is what the application allowed and rewrote.
+#[tokio::test]
+async fn transactional_sends_are_judged_when_sent() {
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| backend.configure(config)).await;
+    let mut listener = user(&server, "bob").await;
+    listener.subscribe("shout", "/topic/shout").await;
+    let mut alice = user(&server, "alice").await;
+    alice
+        .send(Frame::new(Stomp::Begin).header("transaction", "t1"))
+        .await;
+    alice
+        .send(
+            Frame::new(Stomp::Send)
+                .header("destination", "/topic/shout")
+                .header("transaction", "t1")
+                .body("held"),
+        )
+        .await;
+    assert!(
+        listener
+            .frame_within(Duration::from_millis(200))
+            .await
+            .is_none(),
+        "nothing before COMMIT"
+    );
+    alice
+        .send(Frame::new(Stomp::Commit).header("transaction", "t1"))
+        .await;
+    assert_eq!(listener.frame().await.body, "HELD".as_bytes());
+    alice
+        .send(Frame::new(Stomp::Begin).header("transaction", "t2"))
+        .await;
+    alice
+        .send(
+            Frame::new(Stomp::Send)
+                .header("destination", "/topic/readonly/x")
+                .header("transaction", "t2")
+                .body("no"),
+        )
+        .await;
+    let error = refused(&mut alice).await;
+    assert_eq!(error.get("message"), Some("read-only destination"));
+}
+
+/// An answer is for the frame it judged: an interceptor that rewrites the
+/// destination afterwards gets the frame refused, not waved through.
+#[tokio::test]
+async fn an_answer_is_not_applied_to_a_rewritten_frame() {
+    struct Redirect;
+    impl ChannelInterceptor for Redirect {
+        fn inbound(&self, _session: &SessionInfo, mut frame: Frame) -> Option<Frame> {
+            if frame.get("destination") == Some("/topic/shout") {
+                frame.headers.set("destination", "/topic/secret/plans");
+            }
+            Some(frame)
+        }
+    }
+    let backend = Backend::start();
+    let mut app = AppBuilder::new();
+    app.channel_interceptor(Redirect);
+    let server = TestServer::start_with_app(|config| backend.configure(config), app).await;
+    let mut alice = user(&server, "alice").await;
+    alice.send(subscribe_frame("s", "/topic/shout")).await;
+    let error = refused(&mut alice).await;
+    let message = error.get("message").unwrap_or_default();
+    assert!(
+        message.starts_with("proxy.subscribe: the application was not asked about this frame")
+            && message.contains("ChannelInterceptor"),
+        "{message}"
+    );
+}
+
+/// Patterns are for broker destinations: one under an application prefix is
+/// refused before any handler or the application sees it.
+#[tokio::test]
+async fn a_pattern_subscription_to_an_app_destination_is_refused() {
+    let backend = Backend::start();
+    let mut app = AppBuilder::new();
+    app.subscribe_mapping("/room/{id}", |_message: Message<String>| async move {
+        Ok::<_, HandlerError>("room state".to_owned())
+    });
+    let server = TestServer::start_with_app(|config| backend.configure(config), app).await;
+    let mut alice = user(&server, "alice").await;
+    alice.send(subscribe_frame("r", "/app/room/x{")).await;
+    let error = refused(&mut alice).await;
+    let message = error.get("message").unwrap_or_default();
+    assert!(message.contains("is a pattern"), "{message}");
+}
+
+/// The initial message of a subscribe answer reaches an SSE stream too.
+#[tokio::test]
+async fn an_sse_stream_gets_the_initial_message() {
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| backend.configure(config)).await;
+    let mut stream = SseClient::open(
+        server.addr,
+        "/sse/subscribe?destination=/topic/welcome",
+        None,
+    )
+    .await;
+    assert_eq!(stream.status, 200, "{}", stream.head);
+    let (_, _, data) = stream.event().await;
+    assert_eq!(data, "welcome anonymous");
+}
+
+/// A claimed name (an SSE user stream) stands only when the application names
+/// it; `[auth] anonymous = false` still refuses a session the application
+/// admits without a user.
+#[tokio::test]
+async fn claims_and_anonymous_sessions_follow_the_application_and_auth() {
+    let backend = Backend::start();
+    let server = TestServer::start_with(|config| {
+        backend.configure(config);
+        config.auth.anonymous = false;
+    })
+    .await;
+    let stream = get(server.addr, "/sse/users/alice").await;
+    assert_eq!(stream.status, 401, "{}", stream.body);
+    let (mut nobody, error) = Client::connect_with(&server.url(), &[]).await;
+    assert_eq!(error.command, Stomp::Error, "{error:?}");
+    nobody.closed().await;
+    user(&server, "alice").await;
+
+    let open = TestServer::start_with(|config| backend.configure(config)).await;
+    let stream = get(open.addr, "/sse/users/alice").await;
+    assert_eq!(stream.status, 403, "{}", stream.body);
+    assert!(
+        stream.body.contains("did not accept user"),
+        "{}",
+        stream.body
+    );
 }

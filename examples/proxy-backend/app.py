@@ -11,7 +11,8 @@ The broker POSTs one JSON object per call and reads one JSON object back:
     /stomp/app        the seeds' @MessageMapping("/v1/chat"), and /v1/echo
 
 For tests of the failure paths, any of these paths may be prefixed with /slow
-(answers after 5 s), /garbage (200 with a body that is not JSON) or /status500.
+(answers after 5 s), /garbage (200 with a body that is not JSON), /status500 or
+/redirect (302 to the same endpoint).
 """
 
 import argparse
@@ -143,7 +144,7 @@ ENDPOINTS = {
     "/stomp/publish": publish,
     "/stomp/app": app,
 }
-HOOKS = ("slow", "garbage", "status500")
+HOOKS = ("slow", "garbage", "status500", "redirect")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -204,6 +205,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, b"this is not json", "application/json")
         if "status500" in hooks:
             return self.answer(500, b"internal error\n", "text/plain")
+        if "redirect" in hooks:
+            # A client that followed this would GET the endpoint and read its
+            # empty answer; the broker must not.
+            self.send_response(302)
+            self.send_header("Location", path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         try:
             answer = endpoint(call)
         except (KeyError, TypeError, AttributeError, ValueError) as error:

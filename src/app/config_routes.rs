@@ -5,6 +5,7 @@
 use super::AppBuilder;
 use super::handler::{HandlerError, Message, Payload, TEXT};
 use super::router::Template;
+use crate::broker::destination::Prefixes;
 use crate::broker::user_destination;
 use crate::config::{ConfigError, RouteConfig, validate_url};
 use crate::proxy::Proxy;
@@ -34,13 +35,14 @@ pub fn register(
     app: &mut AppBuilder,
 ) -> Result<(), ConfigError> {
     let (app_prefixes, broker_prefixes) = prefixes;
+    let all_prefixes = Prefixes::new(app_prefixes.to_vec(), broker_prefixes.to_vec());
     for route in routes {
         if let Some(url) = &route.proxy {
             check_proxied(route, url)?;
             let proxy = proxy
                 .ok_or_else(|| ConfigError::invalid("route.proxy", "no proxy client was built"))?;
             let handler =
-                super::proxied_route::handler(proxy.clone(), url.clone(), app_prefixes.to_vec());
+                super::proxied_route::handler(proxy.clone(), url.clone(), all_prefixes.clone());
             app.message_mapping(&route.from, handler).no_reply();
             continue;
         }

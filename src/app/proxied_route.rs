@@ -4,7 +4,8 @@
 
 use super::handler::{BINARY, HandlerError, Message, Payload, TEXT};
 use super::session_info::SessionInfo;
-use super::template::MessagingTemplate;
+use super::template::{MessagingTemplate, check_user_destination};
+use crate::broker::destination::Prefixes;
 use crate::proxy::{Call, Proxy, Reply, ReplyTarget, Request};
 use crate::stomp::Headers;
 use bytes::Bytes;
@@ -20,26 +21,14 @@ type RouteFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>
 pub fn handler(
     proxy: Arc<Proxy>,
     url: String,
-    app_prefixes: Vec<String>,
+    prefixes: Prefixes,
 ) -> impl Fn(Message<Bytes>) -> RouteFuture + Send + Sync + 'static {
     let url: Arc<str> = url.into();
-    let app_prefixes: Arc<[String]> = app_prefixes.into();
+    let prefixes = Arc::new(prefixes);
     move |message| {
-        let (proxy, url, app_prefixes) = (proxy.clone(), url.clone(), app_prefixes.clone());
-        Box::pin(async move { call(&proxy, &url, &app_prefixes, message).await })
+        let (proxy, url, prefixes) = (proxy.clone(), url.clone(), prefixes.clone());
+        Box::pin(async move { call(&proxy, &url, &prefixes, message).await })
     }
-}
-
-/// The destination below its application prefix, as `[[route]] from` is written.
-fn app_path<'a>(destination: &'a str, app_prefixes: &[String]) -> &'a str {
-    app_prefixes
-        .iter()
-        .find_map(|prefix| {
-            destination
-                .strip_prefix(prefix.as_str())
-                .filter(|rest| rest.starts_with('/'))
-        })
-        .unwrap_or(destination)
 }
 
 /// What the application knows of a session in every call.
@@ -59,35 +48,56 @@ pub fn describe_session<'a>(call: Call, session: &'a SessionInfo) -> Request<'a>
 async fn call(
     proxy: &Proxy,
     url: &str,
-    app_prefixes: &[String],
+    prefixes: &Prefixes,
     message: Message<Bytes>,
 ) -> Result<(), HandlerError> {
     let request = Request {
         headers: Request::frame_headers(&message.headers, &[]),
         destination: Some(&message.destination),
-        path: Some(app_path(&message.destination, app_prefixes)),
+        // As `[[route]] from` is written: below the application prefix.
+        path: Some(
+            prefixes
+                .app_path(&message.destination)
+                .unwrap_or(&message.destination),
+        ),
         vars: Some(&message.vars),
         ..describe_session(Call::Message, &message.session)
     }
     .with_body(&message.payload);
     // Down, slow or garbled, the application cannot handle what this session
     // sends; the session ends with the reason rather than losing messages quietly.
-    let answer = proxy
-        .ask_route(url, &request)
-        .await
-        .map_err(|error| HandlerError::fatal(error.to_string()))?;
+    let answer = proxy.ask_route(url, &request).await.map_err(|error| {
+        tracing::warn!(session = %message.session.id, %error, %url, "call to the application failed");
+        HandlerError::fatal(error.to_string())
+    })?;
     if !answer.allow {
         return Err(HandlerError::new(answer.refusal()));
     }
-    for reply in answer.replies {
-        let destination = reply.destination.clone();
-        deliver(&message.template, &message.session, reply).map_err(|why| {
+    // All or nothing: a reply that cannot be sent is found before any is.
+    for reply in &answer.replies {
+        check(&message.template, reply).map_err(|why| {
+            tracing::warn!(session = %message.session.id, %why, %url, "the application's reply cannot be sent");
             HandlerError::fatal(format!(
-                "route.proxy: the answer of {url} has a reply to {destination:?} that cannot be sent: {why}"
+                "route.proxy: the application's reply to {:?} cannot be sent: {why}",
+                reply.destination
             ))
         })?;
     }
+    for reply in answer.replies {
+        if let Err(why) = deliver(&message.template, &message.session, reply) {
+            tracing::warn!(session = %message.session.id, %why, %url, "the application's reply was not delivered");
+        }
+    }
     Ok(())
+}
+
+/// What the template would refuse about `reply`'s destination.
+fn check(template: &MessagingTemplate, reply: &Reply) -> Result<(), String> {
+    match reply.target {
+        ReplyTarget::Destination => template.check_broker_destination(&reply.destination),
+        ReplyTarget::User(_) | ReplyTarget::Sender => check_user_destination(&reply.destination),
+    }
+    .map_err(|error| error.to_string())
 }
 
 fn deliver(
@@ -116,17 +126,4 @@ fn deliver(
         }
     };
     sent.map_err(|error| error.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::app_path;
-
-    #[test]
-    fn the_path_is_below_the_app_prefix() {
-        let prefixes = vec!["/app".to_owned(), "/application".to_owned()];
-        assert_eq!(app_path("/app/v1/chat", &prefixes), "/v1/chat");
-        assert_eq!(app_path("/application/v1/chat", &prefixes), "/v1/chat");
-        assert_eq!(app_path("/other/x", &prefixes), "/other/x");
-    }
 }

@@ -29,7 +29,7 @@ impl From<HandlerError> for TemplateError {
     }
 }
 
-fn check_user_destination(destination: &str) -> Result<(), TemplateError> {
+pub(crate) fn check_user_destination(destination: &str) -> Result<(), TemplateError> {
     if !destination.starts_with('/') || user_destination::starts_with_user_prefix(destination) {
         return Err(TemplateError::BadUserDestination(destination.to_owned()));
     }
@@ -75,13 +75,8 @@ impl MessagingTemplate {
         self.send(destination, &Headers::new(), Payload::json(payload)?)
     }
 
-    /// Publishes a ready payload with extra headers to a broker destination.
-    pub fn send(
-        &self,
-        destination: &str,
-        headers: &Headers,
-        payload: Payload,
-    ) -> Result<usize, TemplateError> {
+    /// What [`MessagingTemplate::send`] would refuse about `destination`.
+    pub(crate) fn check_broker_destination(&self, destination: &str) -> Result<(), TemplateError> {
         destination::validate(destination)?;
         if self.broker.prefixes().route(destination) != Route::Broker
             || destination::is_pattern(destination)
@@ -91,6 +86,17 @@ impl MessagingTemplate {
                 self.broker.prefixes().broker_prefixes().join(", "),
             ));
         }
+        Ok(())
+    }
+
+    /// Publishes a ready payload with extra headers to a broker destination.
+    pub fn send(
+        &self,
+        destination: &str,
+        headers: &Headers,
+        payload: Payload,
+    ) -> Result<usize, TemplateError> {
+        self.check_broker_destination(destination)?;
         let headers = headers_with_type(headers, &payload);
         Ok(self.broker.publish(destination, &headers, payload.body))
     }

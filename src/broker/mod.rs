@@ -171,6 +171,17 @@ impl Broker {
         self.route(key, destination, headers, body)
     }
 
+    /// A MESSAGE for one subscription only (the application's initial message
+    /// of a subscription): numbered like every other, never published.
+    pub fn prepare_one(
+        &self,
+        destination: &str,
+        headers: &Headers,
+        body: Bytes,
+    ) -> Arc<PreparedMessage> {
+        self.prepare(destination, headers, body, None)
+    }
+
     /// The MESSAGE every subscriber of `destination` gets, with a fresh id.
     fn prepare(
         &self,

@@ -16,6 +16,9 @@ pub struct Request<'a> {
     pub transport: Option<&'a str>,
     pub remote: Option<String>,
     pub user: Option<&'a str>,
+    /// CONNECT only: a name the client claimed but nothing proved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_user: Option<&'a str>,
     pub roles: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<&'a serde_json::Value>,
@@ -62,9 +65,8 @@ impl<'a> Request<'a> {
         self
     }
 
-    pub fn to_json(&self) -> Bytes {
-        // Serialising strings, maps and JSON values cannot fail.
-        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    pub fn to_json(&self) -> Result<Bytes, serde_json::Error> {
+        serde_json::to_vec(self).map(Bytes::from)
     }
 }
 
@@ -74,12 +76,6 @@ pub struct Content {
     pub body: Option<Bytes>,
     pub content_type: Option<String>,
     pub headers: Vec<(String, String)>,
-}
-
-impl Content {
-    pub fn is_empty(&self) -> bool {
-        self.body.is_none() && self.content_type.is_none() && self.headers.is_empty()
-    }
 }
 
 /// Where a reply of a `message` call goes.
@@ -128,6 +124,17 @@ impl Default for Answer {
         }
     }
 }
+
+/// Headers an answer may not set: they route, number or frame the message.
+const BROKER_OWNED: [&str; 7] = [
+    "destination",
+    "message-id",
+    "subscription",
+    "ack",
+    "receipt",
+    "transaction",
+    "content-length",
+];
 
 /// The text a refused client reads when the application gave none.
 pub const REFUSED: &str = "refused by the application";
@@ -187,6 +194,13 @@ impl RawContent {
             )),
             (None, None) => None,
         };
+        if let Some(name) = self
+            .headers
+            .keys()
+            .find(|name| BROKER_OWNED.contains(&name.as_str()))
+        {
+            return Err(format!("header {name:?} is the broker's to set"));
+        }
         Ok(Content {
             body,
             content_type: self.content_type,
@@ -283,6 +297,14 @@ mod tests {
                 "both user and sender",
             ),
             (br#"[1, 2]"#, "invalid type"),
+            (
+                br#"{"headers": {"destination": "/topic/x"}}"#,
+                "the broker's to set",
+            ),
+            (
+                br#"{"replies": [{"destination": "/topic/a", "headers": {"receipt": "r"}}]}"#,
+                "the broker's to set",
+            ),
         ] {
             let error = Answer::parse(body).unwrap_err();
             assert!(error.contains(why), "{error}");
@@ -302,7 +324,7 @@ mod tests {
             ..Request::default()
         }
         .with_body(&[0xff, 0x00]);
-        let json: serde_json::Value = serde_json::from_slice(&request.to_json()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&request.to_json().unwrap()).unwrap();
         assert_eq!(
             json["headers"],
             serde_json::json!({"destination": "/topic/a"})

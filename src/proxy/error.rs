@@ -1,17 +1,19 @@
 //! Why a call to the user's application failed, in words that name the key to look at.
 
-/// A failed call; the first word of each message is the key of the call
-/// (`proxy.connect`, `route.proxy`, ...), as the client reads it in an ERROR.
+/// A failed call. The message (what the client reads in its ERROR) starts
+/// with the key of the call (`proxy.connect`, `route.proxy`, ...) and leaves
+/// out the application's URL, which is the operator's business: the broker
+/// logs it with [`ProxyError::url`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProxyError {
-    #[error("{key}: the application at {url} cannot be reached: {why}")]
+    #[error("{key}: the application cannot be reached: {why}")]
     Unreachable {
         key: &'static str,
         url: String,
         why: String,
     },
     #[error(
-        "{key}: the application at {url} did not answer within {ms} ms (proxy.timeout_ms){}",
+        "{key}: the application did not answer within {ms} ms (proxy.timeout_ms){}",
         queued(*waited_ms)
     )]
     Timeout {
@@ -29,21 +31,34 @@ pub enum ProxyError {
         max: usize,
         ms: u64,
     },
-    #[error("{key}: the application at {url} answered HTTP {status}")]
+    #[error("{key}: the application answered HTTP {status}")]
     Status {
         key: &'static str,
         url: String,
         status: u16,
     },
-    #[error("{key}: the answer of {url} is not the JSON of docs/proxy.md: {why}")]
+    #[error("{key}: the application's answer is not the JSON of docs/proxy.md: {why}")]
     Garbage {
         key: &'static str,
         url: String,
         why: String,
     },
-    /// A frame the application must judge reached the session without its answer.
-    #[error("{key}: the application was not asked about this frame")]
-    NotAsked { key: &'static str },
+    /// The call's URL is not configured: a frame was sent to a call that is off.
+    #[error("{key} is not set")]
+    NotConfigured { key: &'static str },
+}
+
+impl ProxyError {
+    /// The URL that was called, for the operator's log.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            ProxyError::Unreachable { url, .. }
+            | ProxyError::Timeout { url, .. }
+            | ProxyError::Status { url, .. }
+            | ProxyError::Garbage { url, .. } => Some(url),
+            ProxyError::Busy { .. } | ProxyError::NotConfigured { .. } => None,
+        }
+    }
 }
 
 /// Says how much of a timed-out call's time went to waiting for a slot: a slow

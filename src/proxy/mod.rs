@@ -106,6 +106,9 @@ impl Proxy {
             .pool_max_idle_per_host(config.max_in_flight.min(256))
             .tcp_nodelay(true)
             .no_proxy()
+            // A redirect would turn the POST into a GET whose empty answer reads as
+            // "allow": any 3xx is an error instead.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| {
                 ConfigError::invalid("proxy", format!("cannot build the HTTP client: {e}"))
@@ -153,8 +156,8 @@ impl Proxy {
                 .iter()
                 .any(|p| p.matches(destination));
         }
-        // An invalid pattern is refused by the session without asking.
-        Pattern::compile(destination).is_ok_and(|wanted| {
+        // What cannot be read as a pattern is asked about rather than let through.
+        Pattern::compile(destination).map_or(true, |wanted| {
             self.subscribe_destinations
                 .iter()
                 .any(|judged| judged.may_overlap(&wanted))
@@ -183,17 +186,32 @@ impl Proxy {
             Call::Publish => self.publish.clone(),
             Call::Message => None,
         };
-        let body = request.to_json();
+        let body = match request.to_json() {
+            Ok(body) => body,
+            Err(why) => {
+                let error = ProxyError::Garbage {
+                    key: call.key(),
+                    url: String::new(),
+                    why: format!("the request could not be encoded: {why}"),
+                };
+                return Box::pin(async move { Err(error) });
+            }
+        };
         let proxy = self.clone();
         match url {
             Some(url) => Box::pin(async move { proxy.post(call, &url, body).await }),
-            None => Box::pin(async move { Err(ProxyError::NotAsked { key: call.key() }) }),
+            None => Box::pin(async move { Err(ProxyError::NotConfigured { key: call.key() }) }),
         }
     }
 
     /// Calls a route's handler at `url`.
     pub async fn ask_route(&self, url: &str, request: &Request<'_>) -> Result<Answer, ProxyError> {
-        self.post(Call::Message, url, request.to_json()).await
+        let body = request.to_json().map_err(|why| ProxyError::Garbage {
+            key: Call::Message.key(),
+            url: url.to_owned(),
+            why: format!("the request could not be encoded: {why}"),
+        })?;
+        self.post(Call::Message, url, body).await
     }
 
     async fn post(&self, call: Call, url: &str, body: Bytes) -> Result<Answer, ProxyError> {
@@ -290,16 +308,22 @@ impl Proxy {
     }
 }
 
-/// reqwest's error with its causes, which say what happened ("Connection refused").
+/// What happened, from the innermost cause of reqwest's error ("Connection
+/// refused (os error 111)"): reqwest's own text names the URL, which clients
+/// are not shown.
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    let mut innermost: &dyn std::error::Error = error;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
     }
-    text
+    if std::ptr::addr_eq(innermost, error) {
+        return match (error.is_connect(), error.is_body()) {
+            (true, _) => "the connection failed".into(),
+            (_, true) => "the answer's body could not be read".into(),
+            _ => "the request failed".into(),
+        };
+    }
+    innermost.to_string()
 }
 
 #[cfg(test)]

@@ -434,7 +434,7 @@ impl Reader {
                             answer = call => answer,
                             _ = shutdown.cancelled() => return Err(End::Shutdown),
                         };
-                        session.set_app_answer(answer);
+                        session.set_app_answer(&frame, answer);
                     }
                     let flow = session.handle(frame);
                     if let Some(version) = session.version() {

@@ -95,6 +95,11 @@ pub enum SessionError {
     /// A call to the user's application failed: down, slow, or a garbled answer.
     #[error("{0}")]
     App(#[from] crate::proxy::ProxyError),
+    /// A frame the application must judge reached the session without its answer.
+    #[error("{key}: the application was not asked about this frame: {why}")]
+    AppNotAsked { key: &'static str, why: String },
+    #[error("SUBSCRIBE destination {0:?} is a pattern; application destinations take none")]
+    PatternAppSubscription(String),
 }
 
 impl SessionError {
@@ -115,6 +120,7 @@ impl SessionError {
                 | SessionError::FrameTimeout(_)
                 | SessionError::AppRefused { .. }
                 | SessionError::App(_)
+                | SessionError::AppNotAsked { .. }
         ) || matches!(self, SessionError::Decode(error) if error.is_limit())
     }
 }

@@ -108,7 +108,7 @@ pub struct Session {
     credentials: Option<Result<Option<Identity>, AuthError>>,
     /// The application's answer (`[proxy]`) about the frame being handled,
     /// fetched by the transport; see [`Session::app_call`].
-    app_answer: Option<Result<crate::proxy::Answer, crate::proxy::ProxyError>>,
+    app_answer: Option<app_calls::AppAnswer>,
     /// The error that ended the session, if one did.
     failure: Option<SessionError>,
     ended: bool,
@@ -344,7 +344,7 @@ impl Session {
             self.config.heartbeat_min_ms,
         );
         let (identity, data) = match self.app_judges_connect() {
-            true => self.identify_by_app()?,
+            true => self.identify_by_app(frame)?,
             false => (self.identify(frame)?, None),
         };
         let mut info = SessionInfo::new(&self.handshake, identity);
@@ -535,6 +535,13 @@ impl Session {
 
     fn send(&mut self, frame: Frame) -> Result<Flow, SessionError> {
         self.check_send(&frame)?;
+        if let Some(name) = frame.get("transaction")
+            && !self.transactions.contains_key(name)
+        {
+            return Err(SessionError::UnknownTransaction(name.to_owned()));
+        }
+        // Judged as it is sent, also inside a transaction: what is held is what
+        // the application allowed (and rewrote).
         let frame = self.apply_app_publish_answer(frame)?;
         if let Some(name) = frame.get("transaction") {
             let limit = self.config.max_transaction_bytes;
@@ -594,6 +601,10 @@ impl Session {
                 session_key(&self.info.id, below)
             }
             Route::App => {
+                // A subscribe mapping is one destination, not a family of them.
+                if destination::is_pattern(destination) {
+                    return Err(SessionError::PatternAppSubscription(destination.to_owned()));
+                }
                 let path = self.app_path(destination);
                 let (mapping, vars) = self
                     .app
@@ -609,7 +620,7 @@ impl Session {
                     template: self.app.template.clone(),
                 };
                 if let Some(initial) = initial {
-                    self.push_initial_message(id, destination, initial);
+                    self.push_initial_message(id, destination, ack, initial);
                 }
                 self.submit(Job::Subscribe {
                     mapping,
@@ -636,7 +647,7 @@ impl Session {
             ),
         };
         if let Some(initial) = initial {
-            self.push_initial_message(id, destination, initial);
+            self.push_initial_message(id, destination, ack, initial);
         }
         self.broker
             .subscribe_replaying(subscription.clone(), since)?;

@@ -220,7 +220,7 @@ async fn subscribe(
         let own = Frame::new(Command::Subscribe)
             .header("id", "socket")
             .header("destination", format!("/user{SOCKET_QUEUE}"));
-        flow = session.handle_after_app(own).await;
+        flow = session.handle_internal(own);
     }
     if flow == Flow::Close {
         return Err(super::refusal(session));

@@ -69,10 +69,20 @@ pub fn run(
     if let Some(proxy) = &hub.app.settings.proxy
         && proxy.judges_connect()
     {
+        // A header sent more than once (cookies may be) is joined, as HTTP allows.
+        let joined = |name: &str| {
+            let separator = if name == "cookie" { "; " } else { ", " };
+            let values: Vec<&str> = headers
+                .get_all(name)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect();
+            (!values.is_empty()).then(|| values.join(separator))
+        };
         handshake.http_headers = proxy
             .http_headers()
             .iter()
-            .filter_map(|name| Some((name.clone(), header(name)?.to_owned())))
+            .filter_map(|name| Some((name.clone(), joined(name)?)))
             .collect();
     }
     let request = HandshakeRequest {

@@ -65,6 +65,9 @@ pub(crate) fn refusal(session: &Session) -> (StatusCode, String) {
             (StatusCode::GATEWAY_TIMEOUT, error.to_string())
         }
         Some(error @ SessionError::App(_)) => (StatusCode::BAD_GATEWAY, error.to_string()),
+        Some(error @ SessionError::AppNotAsked { .. }) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+        }
         Some(error) => (StatusCode::BAD_REQUEST, error.to_string()),
         None => (
             StatusCode::BAD_REQUEST,

@@ -161,7 +161,7 @@ async fn open(
         Ok(admitted) => admitted,
         Err(rejection) => return rejection.into_response(),
     };
-    if let Some(user) = user {
+    if let Some(user) = user.clone() {
         match &handshake.user {
             Some(verified) if *verified == user => {}
             Some(verified) => {
@@ -170,8 +170,16 @@ async fn open(
                     format!("{verified:?} may not read the stream of user {user:?}"),
                 );
             }
-            None if hub.app.settings.user_from_login && !hub.auth().checks_credentials() => {
-                // Names are claims on this server, as with STOMP `login`.
+            None if (hub.app.settings.user_from_login && !hub.auth().checks_credentials())
+                || hub
+                    .app
+                    .settings
+                    .proxy
+                    .as_ref()
+                    .is_some_and(|p| p.judges_connect()) =>
+            {
+                // Names are claims on this server, as with STOMP `login`; with
+                // `[proxy] connect` the application must name it to keep it.
                 handshake.user = Some(user);
                 handshake.user_is_claimed = true;
             }
@@ -191,6 +199,20 @@ async fn open(
         .header("accept-version", "1.2")
         .header("heart-beat", "0,0");
     let mut flow = session.handle_after_app(connect).await;
+    // With `[proxy] connect` a claimed name stands only when the application
+    // named it; a stream that would quietly carry nobody's messages is refused.
+    if flow != Flow::Close
+        && let Some(user) = &user
+        && session.info().user.as_deref() != Some(user.as_str())
+    {
+        session.end("the application did not name the stream's user");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the application ([proxy] connect) did not accept user {user:?} for this stream"
+            ),
+        );
+    }
     let since = last_id
         .as_deref()
         .map(|id| parse_positions(id, destinations.len()));
