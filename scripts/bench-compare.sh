@@ -6,6 +6,13 @@
 # generator (built from the working tree). Not part of CI.
 #
 #   scripts/bench-compare.sh OLD_COMMIT [NEW_COMMIT]     # NEW defaults to HEAD
+#   ROMP=/path/to/romp scripts/bench-compare.sh OLD       # romp 0.5 in the conns runs too
+#
+# The idle connections are set up CONNS_CONCURRENCY (200) at a time, each
+# WebSocket + CONNECT + SUBSCRIBE with a receipt; the set-up rate and its p99.9
+# are reported beside the memory. romp (`cargo install romp`) is a third broker
+# for that scenario only: it takes the lone subprotocol `stomp`, serves WebSocket
+# only on ports up to 8000, and wants its destinations declared.
 #
 # Prints deliveries/s, broker CPU per delivery or message, and RSS per
 # connection for each run and the medians; everything listens on 127.0.0.1 and every phase is bounded.
@@ -16,6 +23,8 @@ OLD=${1:?usage: scripts/bench-compare.sh OLD_COMMIT [NEW_COMMIT]}
 NEW=${2:-HEAD}
 ROUNDS="${ROUNDS:-3}"
 PORT=18091
+ROMP_PORT="${ROMP_PORT:-7997}"
+CONNS_CONCURRENCY="${CONNS_CONCURRENCY:-200}"
 OUT="target/bench-compare/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 
@@ -83,13 +92,52 @@ run() { # name scenario round args...
   stop
 }
 
+# romp reads conf/romp.toml and conf/romp-log4rs.yaml under ROMP_CONF; its log
+# is kept at WARN, as stomphub logs no line per connection at its default level.
+start_romp() {
+  local conf="$OUT/romp/conf"
+  mkdir -p "$conf"
+  cat > "$conf/romp.toml" <<TOML
+bind_address = "127.0.0.1"
+ports = [$ROMP_PORT]
+pid_file = "$OUT/romp/romp.pid"
+max_subs = 4
+websockets = true
+[destinations."/topic/idle"]
+name = "/topic/idle"
+max_connections = 1000000
+TOML
+  printf 'appenders:\n  stdout:\n    kind: console\nroot:\n  level: warn\n  appenders:\n    - stdout\n' > "$conf/romp-log4rs.yaml"
+  ROMP_CONF="$conf" "$ROMP" >> "$OUT/romp.log" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$ROMP_PORT") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "romp did not start; see $OUT/romp.log" >&2
+  exit 1
+}
+
+run_romp() { # round
+  start_romp
+  timeout 300 "$BENCH" --url "ws://127.0.0.1:$ROMP_PORT/" --subprotocol stomp --broker-pid "$PID" \
+    --json "$OUT/conns-romp-$1.json" conns --connections 10000 --concurrency "$CONNS_CONCURRENCY" \
+    --hold-seconds 5 > /dev/null 2> "$OUT/conns-romp-$1.txt" ||
+    echo "  conns romp round $1 failed: $(tail -n 1 "$OUT/conns-romp-$1.txt")"
+  stop
+}
+
 for round in $(seq 1 "$ROUNDS"); do
   for name in old new; do
     echo "==> round $round: $name"
     run "$name" fanout "$round" fanout --subscribers 100 --messages 5000 --body 128 --max-seconds 60
     run "$name" p2p "$round" p2p --users 1000 --publishers 4 --messages 50000 --body 128 --max-seconds 60
-    run "$name" conns "$round" conns --connections 10000 --hold-seconds 5
+    run "$name" conns "$round" conns --connections 10000 --concurrency "$CONNS_CONCURRENCY" --hold-seconds 5
   done
+  if [ -n "${ROMP:-}" ]; then
+    echo "==> round $round: romp (conns)"
+    run_romp "$round"
+  fi
 done
 
 python3 - "$OUT" "$ROUNDS" <<'PY'
@@ -113,18 +161,22 @@ rows = {
     "p2p messages/s": ("p2p", lambda run: run.get("messages_per_second")),
     "broker CPU us per p2p message": ("p2p", p2p_cpu_us),
     "RSS KiB per connection": ("conns", lambda run: run.get("broker_rss_per_connection_kib")),
+    "set-ups/s": ("conns", lambda run: run.get("setups_per_second")),
+    "set-up p99.9 ms": ("conns", lambda run: run.get("setup_latency", {}).get("p999_us", 0) / 1000 or None),
 }
-print(f"\n{'':30} {'old':>40} {'new':>40} {'new/old':>8}")
+names = ["old", "new"] + (["romp"] if any(out.glob("conns-romp-*.json")) else [])
+print(f"\n{'':30} " + " ".join(f"{n:>40}" for n in names) + f" {'new/old':>8}")
 for label, (scenario, key) in rows.items():
     values = {}
-    for name in ("old", "new"):
+    for name in names:
         runs = [load(scenario, name, r) for r in range(1, rounds + 1)]
         values[name] = [v for v in (key(run) for run in runs if run) if v is not None]
     cells = {name: " ".join(f"{v:,.2f}" for v in vals) for name, vals in values.items()}
+    line = f"{label:30} " + " ".join(f"{cells[n]:>40}" for n in names)
     if values["old"] and values["new"]:
         ratio = statistics.median(values["new"]) / statistics.median(values["old"])
-        print(f"{label:30} {cells['old']:>40} {cells['new']:>40} {ratio:8.3f}")
+        print(f"{line} {ratio:8.3f}")
     else:
-        print(f"{label:30} {cells['old']:>40} {cells['new']:>40}      n/a")
+        print(f"{line}      n/a")
 print(f"\nraw results: {out}")
 PY

@@ -15,6 +15,9 @@ pub struct Target {
     pub host: String,
     pub login: Option<String>,
     pub passcode: Option<String>,
+    /// The one WebSocket subprotocol to offer instead of the usual three
+    /// (romp accepts only a lone `stomp`).
+    pub subprotocol: Option<String>,
 }
 
 /// Subprotocols offered, newest first, so any STOMP broker finds one it speaks.
@@ -75,7 +78,11 @@ pub async fn connect_from(
     source: Option<IpAddr>,
 ) -> Result<(Sender, Receiver), String> {
     only_loopback(&target.url)?;
-    let mut client = Client::handshake(&target.url, &PROTOCOLS, &[], source).await?;
+    let offered: Vec<&str> = match &target.subprotocol {
+        Some(protocol) => vec![protocol.as_str()],
+        None => PROTOCOLS.to_vec(),
+    };
+    let mut client = Client::handshake(&target.url, &offered, &[], source).await?;
     let credentials: Vec<(&str, &str)> = [("login", &target.login), ("passcode", &target.passcode)]
         .into_iter()
         .filter_map(|(name, value)| Some((name, value.as_deref()?)))

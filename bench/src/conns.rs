@@ -9,8 +9,10 @@
 use crate::client::{self, Target};
 use crate::plain::PlainSubscriber;
 use crate::procfs;
+use crate::stats::Latency;
 use crate::stomp_client::{self, Receiver, Sender};
 use crate::stomp_tcp::{self, StompTcp};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -72,6 +74,9 @@ pub struct ConnsReport {
     pub first_failure: Option<String>,
     pub setup_seconds: f64,
     pub setups_per_second: f64,
+    /// From starting one connection to its subscription's RECEIPT (or, for a
+    /// plain socket, the upgrade), with `concurrency` being set up at once.
+    pub setup_latency: Latency,
     pub broker_rss_before_kib: Option<u64>,
     pub broker_rss_held_kib: Option<u64>,
     pub broker_rss_per_connection_kib: Option<f64>,
@@ -171,11 +176,12 @@ pub async fn run(options: ConnsOptions) -> Result<ConnsReport, String> {
                 if failed.load(std::sync::atomic::Ordering::Relaxed) >= GIVE_UP_AFTER {
                     return Err(format!("not attempted after {GIVE_UP_AFTER} failures"));
                 }
+                let began = Instant::now();
                 let result = open(&options, &url, index).await;
                 if result.is_err() {
                     failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                result
+                result.map(|held| (held, began.elapsed()))
             }
         })
         .buffer_unordered(options.concurrency.max(1))
@@ -187,9 +193,14 @@ pub async fn run(options: ConnsOptions) -> Result<ConnsReport, String> {
     let mut held = Vec::with_capacity(results.len());
     let mut failures = 0;
     let mut first_failure = None;
+    let mut setup =
+        Histogram::<u64>::new_with_bounds(1_000, 600_000_000_000, 3).map_err(|e| e.to_string())?;
     for result in results {
         match result {
-            Ok(connection) => held.push(connection),
+            Ok((connection, took)) => {
+                let _ = setup.record(took.as_nanos() as u64);
+                held.push(connection);
+            }
             Err(error) => {
                 failures += 1;
                 first_failure.get_or_insert(error);
@@ -226,6 +237,7 @@ pub async fn run(options: ConnsOptions) -> Result<ConnsReport, String> {
         first_failure,
         setup_seconds,
         setups_per_second: established as f64 / setup_seconds,
+        setup_latency: Latency::of(&setup),
         broker_rss_before_kib: rss_before,
         broker_rss_held_kib: rss_held,
         broker_rss_per_connection_kib: per_connection,

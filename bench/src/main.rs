@@ -47,6 +47,10 @@ struct TargetArgs {
     login: Option<String>,
     #[arg(long, global = true)]
     passcode: Option<String>,
+    /// Offer only this WebSocket subprotocol (romp: `stomp`) instead of
+    /// v12.stomp, v11.stomp and v10.stomp.
+    #[arg(long, global = true)]
+    subprotocol: Option<String>,
     /// Broker process id, for its CPU time and RSS.
     #[arg(long, global = true)]
     broker_pid: Option<u32>,
@@ -190,6 +194,7 @@ fn main() -> ExitCode {
         host: cli.target.host.clone(),
         login: cli.target.login.clone(),
         passcode: cli.target.passcode.clone(),
+        subprotocol: cli.target.subprotocol.clone(),
     };
     let broker_pid = cli.target.broker_pid;
     let result: Result<serde_json::Value, String> = match cli.scenario {
@@ -375,6 +380,11 @@ fn print_conns(report: &conns::ConnsReport) {
             .as_ref()
             .map(|e| format!(" (first: {e})"))
             .unwrap_or_default()
+    );
+    let l = &report.setup_latency;
+    eprintln!(
+        "  set-up us: p50 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}",
+        l.p50_us, l.p99_us, l.p999_us, l.max_us
     );
     if let (Some(before), Some(held), Some(each)) = (
         report.broker_rss_before_kib,

@@ -809,6 +809,7 @@ mod tests {
     #[test]
     fn urls() {
         let target = Target {
+            subprotocol: None,
             url: "ws://127.0.0.1:8080/endpoint-websocket".into(),
             host: "localhost".into(),
             login: None,

@@ -402,6 +402,7 @@ mod tests {
             assert_eq!(disconnect.command, Command::Disconnect);
         });
         let target = Target {
+            subprotocol: None,
             url: String::new(),
             host: "localhost".into(),
             login: None,

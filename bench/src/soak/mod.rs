@@ -68,6 +68,7 @@ pub async fn run(options: SoakOptions) -> Result<SoakReport, String> {
     let started = Instant::now();
     let idle = broker.sample(started);
     let target = Target {
+        subprotocol: None,
         url: format!("ws://127.0.0.1:{}/endpoint-websocket", broker.port),
         host: "localhost".into(),
         login: None,
