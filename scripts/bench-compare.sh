@@ -63,6 +63,11 @@ TOML
 
 PID=""
 start() { # name
+  # Something already listening there would pass for the broker just started.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    echo "port $PORT is in use; stop what listens there first" >&2
+    exit 1
+  fi
   "$OUT/stomphub-$1" serve --config "$OUT/broker.toml" --bind "127.0.0.1:$PORT" >> "$OUT/$1.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 100); do
@@ -96,6 +101,10 @@ run() { # name scenario round args...
 # is kept at WARN, as stomphub logs no line per connection at its default level.
 start_romp() {
   local conf="$OUT/romp/conf"
+  if (exec 3<>"/dev/tcp/127.0.0.1/$ROMP_PORT") 2>/dev/null; then
+    echo "port $ROMP_PORT is in use (another romp?); set ROMP_PORT" >&2
+    exit 1
+  fi
   mkdir -p "$conf"
   cat > "$conf/romp.toml" <<TOML
 bind_address = "127.0.0.1"

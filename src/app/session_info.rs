@@ -44,8 +44,10 @@ pub struct SessionInfo {
     /// with the session; sent back in every later call.
     pub data: Option<std::sync::Arc<serde_json::Value>>,
     pub connected_at: SystemTime,
-    /// Subscription id -> destination as the client sent it.
-    subscriptions: Mutex<BTreeMap<String, String>>,
+    /// (subscription id, destination as the client sent it). A list, not a
+    /// map: a session has a few, and a map's first node costs an idle
+    /// connection half a KiB for one entry.
+    subscriptions: Mutex<Vec<(String, String)>>,
 }
 
 /// Formats a numeric session id the way clients see it.
@@ -55,17 +57,27 @@ pub fn session_id_text(id: SessionId) -> String {
 
 impl SessionInfo {
     pub fn new(handshake: &Handshake, identity: Identity) -> Self {
+        SessionInfo::with_attributes(handshake, identity, handshake.attributes.clone())
+    }
+
+    /// As [`SessionInfo::new`], with the attributes handed over instead of
+    /// copied: a session keeps one copy of them for its life, not two.
+    pub(crate) fn with_attributes(
+        handshake: &Handshake,
+        identity: Identity,
+        attributes: BTreeMap<String, String>,
+    ) -> Self {
         SessionInfo {
             numeric_id: handshake.session,
             id: session_id_text(handshake.session),
             user: identity.user,
             roles: identity.roles,
             authenticated: identity.authenticated,
-            attributes: handshake.attributes.clone(),
+            attributes,
             remote: handshake.remote,
             data: None,
             connected_at: SystemTime::now(),
-            subscriptions: Mutex::new(BTreeMap::new()),
+            subscriptions: Mutex::new(Vec::new()),
         }
     }
 
@@ -78,24 +90,25 @@ impl SessionInfo {
         }
     }
 
-    fn subscriptions_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+    fn subscriptions_lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
         self.subscriptions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Records a subscription; the session has already refused a duplicate id.
     pub(crate) fn add_subscription(&self, id: &str, destination: &str) {
-        self.subscriptions_lock()
-            .insert(id.to_owned(), destination.to_owned());
+        let mut subscriptions = self.subscriptions_lock();
+        subscriptions.retain(|(known, _)| known != id);
+        subscriptions.push((id.to_owned(), destination.to_owned()));
     }
 
     pub(crate) fn remove_subscription(&self, id: &str) {
-        self.subscriptions_lock().remove(id);
+        self.subscriptions_lock().retain(|(known, _)| known != id);
     }
 
-    /// `(subscription id, destination)` pairs.
+    /// `(subscription id, destination)` pairs, by id.
     pub fn subscriptions(&self) -> Vec<(String, String)> {
-        self.subscriptions_lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        let mut subscriptions = self.subscriptions_lock().clone();
+        subscriptions.sort();
+        subscriptions
     }
 }

@@ -111,11 +111,11 @@ impl Session {
 
     /// The application's answer about `frame`, which [`Session::handle`] gets next.
     pub fn set_app_answer(&mut self, frame: &Frame, answer: Result<Answer, ProxyError>) {
-        self.app_answer = Some(AppAnswer {
+        self.app_answer = Some(Box::new(AppAnswer {
             command: frame.command,
             destination: frame.get("destination").map(str::to_owned),
             answer,
-        });
+        }));
     }
 
     /// Asks the application about `frame` when it must, then handles it: for

@@ -108,7 +108,8 @@ pub struct Session {
     credentials: Option<Result<Option<Identity>, AuthError>>,
     /// The application's answer (`[proxy]`) about the frame being handled,
     /// fetched by the transport; see [`Session::app_call`].
-    app_answer: Option<app_calls::AppAnswer>,
+    /// Boxed: an idle session keeps this field, and an answer is large.
+    app_answer: Option<Box<app_calls::AppAnswer>>,
     /// The error that ended the session, if one did.
     failure: Option<SessionError>,
     ended: bool,
@@ -347,7 +348,10 @@ impl Session {
             true => self.identify_by_app(frame)?,
             false => (self.identify(frame)?, None),
         };
-        let mut info = SessionInfo::new(&self.handshake, identity);
+        // The connected session's info is the one that lives on: it takes the
+        // handshake's attributes rather than a third copy of them.
+        let attributes = std::mem::take(&mut self.handshake.attributes);
+        let mut info = SessionInfo::with_attributes(&self.handshake, identity, attributes);
         info.data = data.map(Arc::new);
         self.info = Arc::new(info);
         self.connected = Some(Connected { version, heartbeat });
