@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks stomphub against RabbitMQ Web-STOMP on this machine, side by side in
 # one run, and writes the comparison table into docs/performance.md (between the
-# bench markers). Not part of CI: it takes several minutes and needs both cores.
+# bench markers). The idle-connection scenario also runs against romp 0.5 (a Rust
+# STOMP broker; installed with `cargo install romp` into target/romp when it is
+# not on the PATH, or named by ROMP=). Not part of CI: it takes several minutes
+# and needs both cores.
 #
 #   scripts/bench.sh            # RUNS=3 by default; the table shows medians
 #
@@ -12,6 +15,8 @@ cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
 STOMPHUB_PORT=18090
 RABBIT_PORT=15674
+# romp serves WebSocket only on ports it deems web ports (up to 8000).
+ROMP_PORT=7996
 OUT="target/bench-results/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 
@@ -101,7 +106,50 @@ stop_stomphub() {
   STOMPHUB_PID=""
 }
 
-trap 'stop_stomphub; stop_rabbitmq' EXIT
+# romp: its own configuration directory, the one destination the connections
+# subscribe to declared, its log at WARN (no line per connection, as stomphub).
+ROMP="${ROMP:-$(command -v romp || true)}"
+if [ -z "$ROMP" ]; then
+  echo "==> installing romp (cargo install romp) into target/romp"
+  if cargo install romp --root target/romp > "$OUT/romp-install.log" 2>&1; then
+    ROMP=target/romp/bin/romp
+  else
+    echo "romp did not install ($(tail -n 1 "$OUT/romp-install.log")): the romp column is left out"
+  fi
+fi
+ROMP_PID=""
+start_romp() {
+  local conf="$OUT/romp/conf"
+  mkdir -p "$conf"
+  cat > "$conf/romp.toml" <<TOML
+bind_address = "127.0.0.1"
+ports = [$ROMP_PORT]
+pid_file = "$(pwd)/$OUT/romp/romp.pid"
+max_subs = 4
+websockets = true
+[destinations."/topic/idle"]
+name = "/topic/idle"
+max_connections = 1000000
+TOML
+  printf 'appenders:\n  stdout:\n    kind: console\nroot:\n  level: warn\n  appenders:\n    - stdout\n' > "$conf/romp-log4rs.yaml"
+  ROMP_CONF="$conf" "$ROMP" >> "$OUT/romp.log" 2>&1 &
+  ROMP_PID=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$ROMP_PORT") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "romp did not start; see $OUT/romp.log" >&2
+  exit 1
+}
+stop_romp() {
+  if [ -n "$ROMP_PID" ]; then
+    kill "$ROMP_PID" 2>/dev/null || true
+    wait "$ROMP_PID" 2>/dev/null || true
+  fi
+  ROMP_PID=""
+}
+
+trap 'stop_stomphub; stop_rabbitmq; stop_romp' EXIT
 
 echo "==> starting a private RabbitMQ node with Web-STOMP on 127.0.0.1:$RABBIT_PORT"
 start_rabbitmq
@@ -116,7 +164,7 @@ scenarios=(
   "fanout-1000-rate|fanout --subscribers 1000 --messages 5000 --rate 1000 --body 128 --max-seconds 20"
   "fanout-100-rate|fanout --subscribers 100 --messages 5000 --rate 1000 --body 128 --max-seconds 20"
   "p2p-1000-max|p2p --users 1000 --publishers 2 --messages 50000 --body 128 --max-seconds 60"
-  "conns-10000|conns --connections 10000 --hold-seconds 5"
+  "conns-10000|conns --connections 10000 --concurrency 200 --hold-seconds 5"
 )
 
 # RabbitMQ routes /topic/ destinations by dotted keys: one per user.
@@ -153,6 +201,12 @@ for entry in "${scenarios[@]}"; do
     rabbit_args=${args/--users/$RABBIT_P2P --users}
     # shellcheck disable=SC2086
     bench rabbitmq "$name" "$run" "${RABBIT[@]}" $rabbit_args
+    if [[ $name == conns* ]] && [ -n "$ROMP" ]; then
+      start_romp
+      # shellcheck disable=SC2086
+      bench romp "$name" "$run" --url "ws://127.0.0.1:$ROMP_PORT/" --subprotocol stomp --broker-pid "$ROMP_PID" $args
+      stop_romp
+    fi
   done
 done
 

@@ -1,5 +1,6 @@
 """Turns a scripts/bench.sh result directory into the comparison table of
-docs/performance.md (medians of the runs, stomphub beside RabbitMQ, with ratios)."""
+docs/performance.md (medians of the runs, stomphub beside RabbitMQ, with ratios,
+and romp for the idle connections)."""
 
 import datetime
 import json
@@ -68,20 +69,21 @@ def rows(directory):
     out = []
     s, r = load(directory, "stomphub", "fanout-100-max"), load(directory, "rabbitmq", "fanout-100-max")
     sv, rv = median(s, lambda x: x["deliveries_per_second"]), median(r, lambda x: x["deliveries_per_second"])
-    out.append(("fan-out 1 -> 100, max rate: deliveries/s", fmt(sv) + f" ({loss_note(s)})", fmt(rv), ratio(sv, rv)))
+    out.append(("fan-out 1 -> 100, max rate: deliveries/s", fmt(sv) + f" ({loss_note(s)})", fmt(rv), ratio(sv, rv), "-"))
     sc = median(s, lambda x: x.get("broker_cpu_us_per_delivery"))
     rc = median(r, lambda x: x.get("broker_cpu_us_per_delivery"))
-    out.append(("broker CPU per delivery (same run)", fmt(sc, " us", 3), fmt(rc, " us", 3), ratio(sc, rc, False)))
+    out.append(("broker CPU per delivery (same run)", fmt(sc, " us", 3), fmt(rc, " us", 3), ratio(sc, rc, False), "-"))
     s, r = load(directory, "stomphub", "fanout-1000-rate"), load(directory, "rabbitmq", "fanout-1000-rate")
     out.append((
         "fan-out 1 -> 1000 at 1,000 msg/s offered: deliveries/s, p99",
         f"{fmt(median(s, lambda x: x['deliveries_per_second']))}, p99 {fmt(median(s, lambda x: x['latency']['p99_us'] / 1000), ' ms', 1)}",
         f"{fmt(median(r, lambda x: x['deliveries_per_second']))}, p99 {fmt(median(r, lambda x: x['latency']['p99_us'] / 1000), ' ms', 1)}",
         ratio(median(s, lambda x: x["deliveries_per_second"]), median(r, lambda x: x["deliveries_per_second"])),
+        "-",
     ))
     s, r = load(directory, "stomphub", "fanout-100-rate"), load(directory, "rabbitmq", "fanout-100-rate")
     sp, rp = median(s, lambda x: x["latency"]["p99_us"] / 1000), median(r, lambda x: x["latency"]["p99_us"] / 1000)
-    out.append(("fan-out 1 -> 100 at 1,000 msg/s offered: p99", fmt(sp, " ms", 2), fmt(rp, " ms", 2), ratio(sp, rp, False)))
+    out.append(("fan-out 1 -> 100 at 1,000 msg/s offered: p99", fmt(sp, " ms", 2), fmt(rp, " ms", 2), ratio(sp, rp, False), "-"))
     s, r = load(directory, "stomphub", "p2p-1000-max"), load(directory, "rabbitmq", "p2p-1000-max")
     sv, rv = median(s, lambda x: x["messages_per_second"]), median(r, lambda x: x["messages_per_second"])
     out.append((
@@ -89,15 +91,26 @@ def rows(directory):
         f"{fmt(sv)} (p99 {fmt(median(s, lambda x: x['latency']['p99_us'] / 1000), ' ms', 1)})",
         f"{fmt(rv)} (p99 {fmt(median(r, lambda x: x['latency']['p99_us'] / 1000), ' ms', 1)})",
         ratio(sv, rv),
+        "-",
     ))
     s, r = load(directory, "stomphub", "conns-10000"), load(directory, "rabbitmq", "conns-10000")
-    sv = median(s, lambda x: x.get("broker_rss_per_connection_kib"))
-    rv = median(r, lambda x: x.get("broker_rss_per_connection_kib"))
-    out.append(("idle connections: RSS per connection", fmt(sv, " KiB", 1), fmt(rv, " KiB", 1), ratio(sv, rv, False)))
-    se, re_ = median(s, lambda x: x["established"]), median(r, lambda x: x["established"])
-    out.append(("connections held (of 10,000 requested)", fmt(se), fmt(re_), ratio(se, re_)))
-    sv, rv = median(s, lambda x: x["setups_per_second"]), median(r, lambda x: x["setups_per_second"])
-    out.append(("connection set-up rate", fmt(sv, "/s"), fmt(rv, "/s"), ratio(sv, rv)))
+    m = load(directory, "romp", "conns-10000")
+
+    def romp(pick, unit="", digits=0):
+        return fmt(median(m, pick), unit, digits) if m else "not run"
+
+    rss = lambda x: x.get("broker_rss_per_connection_kib")
+    sv, rv = median(s, rss), median(r, rss)
+    out.append(("idle connections: RSS per connection", fmt(sv, " KiB", 1), fmt(rv, " KiB", 1), ratio(sv, rv, False), romp(rss, " KiB", 1)))
+    held = lambda x: x["established"]
+    se, re_ = median(s, held), median(r, held)
+    out.append(("connections held (of 10,000 requested)", fmt(se), fmt(re_), ratio(se, re_), romp(held)))
+    rate = lambda x: x["setups_per_second"]
+    sv, rv = median(s, rate), median(r, rate)
+    out.append(("connection set-up rate (200 at a time)", fmt(sv, "/s"), fmt(rv, "/s"), ratio(sv, rv), romp(rate, "/s")))
+    tail = lambda x: x.get("setup_latency", {}).get("p999_us", 0) / 1000 or None
+    sv, rv = median(s, tail), median(r, tail)
+    out.append(("connection set-up p99.9", fmt(sv, " ms", 1), fmt(rv, " ms", 1), ratio(sv, rv, False), romp(tail, " ms", 1)))
     return out
 
 
@@ -110,10 +123,10 @@ def main():
         f"Machine: {machine()}. Load generator on the same machine; 128-byte bodies; loopback.",
         "Ratios are stomphub's advantage (higher throughput, or lower latency/CPU/memory).",
         "",
-        "| scenario | stomphub | RabbitMQ Web-STOMP | ratio |",
-        "|---|---|---|---|",
+        "| scenario | stomphub | RabbitMQ Web-STOMP | ratio | romp 0.5 |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows(directory)]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows(directory)]
     lines.append(END)
     table = "\n".join(lines)
     text = doc.read_text()
