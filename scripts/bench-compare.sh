@@ -84,7 +84,9 @@ stop() {
   fi
   PID=""
 }
-trap stop EXIT
+# shellcheck source=scripts/romp.sh
+. scripts/romp.sh
+trap 'stop; stop_romp' EXIT
 
 run() { # name scenario round args...
   local name=$1 scenario=$2 round=$3
@@ -97,43 +99,13 @@ run() { # name scenario round args...
   stop
 }
 
-# romp reads conf/romp.toml and conf/romp-log4rs.yaml under ROMP_CONF; its log
-# is kept at WARN, as stomphub logs no line per connection at its default level.
-start_romp() {
-  local conf="$OUT/romp/conf"
-  if (exec 3<>"/dev/tcp/127.0.0.1/$ROMP_PORT") 2>/dev/null; then
-    echo "port $ROMP_PORT is in use (another romp?); set ROMP_PORT" >&2
-    exit 1
-  fi
-  mkdir -p "$conf"
-  cat > "$conf/romp.toml" <<TOML
-bind_address = "127.0.0.1"
-ports = [$ROMP_PORT]
-pid_file = "$OUT/romp/romp.pid"
-max_subs = 4
-websockets = true
-[destinations."/topic/idle"]
-name = "/topic/idle"
-max_connections = 1000000
-TOML
-  printf 'appenders:\n  stdout:\n    kind: console\nroot:\n  level: warn\n  appenders:\n    - stdout\n' > "$conf/romp-log4rs.yaml"
-  ROMP_CONF="$conf" "$ROMP" >> "$OUT/romp.log" 2>&1 &
-  PID=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$ROMP_PORT") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "romp did not start; see $OUT/romp.log" >&2
-  exit 1
-}
-
 run_romp() { # round
   start_romp
-  timeout 300 "$BENCH" --url "ws://127.0.0.1:$ROMP_PORT/" --subprotocol stomp --broker-pid "$PID" \
+  timeout 300 "$BENCH" --url "ws://127.0.0.1:$ROMP_PORT/" --subprotocol stomp --broker-pid "$ROMP_PID" \
     --json "$OUT/conns-romp-$1.json" conns --connections 10000 --concurrency "$CONNS_CONCURRENCY" \
     --hold-seconds 5 > /dev/null 2> "$OUT/conns-romp-$1.txt" ||
     echo "  conns romp round $1 failed: $(tail -n 1 "$OUT/conns-romp-$1.txt")"
-  stop
+  stop_romp
 }
 
 for round in $(seq 1 "$ROUNDS"); do

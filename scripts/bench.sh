@@ -106,8 +106,6 @@ stop_stomphub() {
   STOMPHUB_PID=""
 }
 
-# romp: its own configuration directory, the one destination the connections
-# subscribe to declared, its log at WARN (no line per connection, as stomphub).
 ROMP="${ROMP:-$(command -v romp || true)}"
 if [ -z "$ROMP" ]; then
   echo "==> installing romp (cargo install romp) into target/romp"
@@ -117,37 +115,8 @@ if [ -z "$ROMP" ]; then
     echo "romp did not install ($(tail -n 1 "$OUT/romp-install.log")): the romp column is left out"
   fi
 fi
-ROMP_PID=""
-start_romp() {
-  local conf="$OUT/romp/conf"
-  mkdir -p "$conf"
-  cat > "$conf/romp.toml" <<TOML
-bind_address = "127.0.0.1"
-ports = [$ROMP_PORT]
-pid_file = "$(pwd)/$OUT/romp/romp.pid"
-max_subs = 4
-websockets = true
-[destinations."/topic/idle"]
-name = "/topic/idle"
-max_connections = 1000000
-TOML
-  printf 'appenders:\n  stdout:\n    kind: console\nroot:\n  level: warn\n  appenders:\n    - stdout\n' > "$conf/romp-log4rs.yaml"
-  ROMP_CONF="$conf" "$ROMP" >> "$OUT/romp.log" 2>&1 &
-  ROMP_PID=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$ROMP_PORT") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "romp did not start; see $OUT/romp.log" >&2
-  exit 1
-}
-stop_romp() {
-  if [ -n "$ROMP_PID" ]; then
-    kill "$ROMP_PID" 2>/dev/null || true
-    wait "$ROMP_PID" 2>/dev/null || true
-  fi
-  ROMP_PID=""
-}
+# shellcheck source=scripts/romp.sh
+. scripts/romp.sh
 
 trap 'stop_stomphub; stop_rabbitmq; stop_romp' EXIT
 

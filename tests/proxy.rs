@@ -48,6 +48,15 @@ async fn refused(client: &mut Client) -> Frame {
     frame
 }
 
+/// What a fresh session of alice is told when it publishes `body` to `destination`
+/// and is refused.
+async fn publish_refused(server: &TestServer, destination: &str, body: &str) -> String {
+    let mut client = user(server, "alice").await;
+    client.publish(destination, body).await;
+    let error = refused(&mut client).await;
+    error.get("message").unwrap_or_default().to_owned()
+}
+
 fn subscribe_frame(id: &str, destination: &str) -> Frame {
     Frame::new(Stomp::Subscribe)
         .header("id", id)
@@ -296,40 +305,28 @@ async fn an_application_down_slow_or_garbled_is_a_clear_error() {
     client = user(&server, "alice").await;
     client.subscribe("other", "/chat/**").await;
 
-    let mut client = user(&server, "alice").await;
-    client.publish("/topic/judged/x", "slow").await;
-    let message = refused(&mut client).await;
-    let message = message.get("message").unwrap_or_default();
-    assert!(
-        message == "proxy.publish: the application did not answer within 300 ms (proxy.timeout_ms)",
-        "{message}"
+    let message = publish_refused(&server, "/topic/judged/x", "slow").await;
+    assert_eq!(
+        message,
+        "proxy.publish: the application did not answer within 300 ms (proxy.timeout_ms)"
     );
     canary.still_alive("a slow publish answer").await;
 
-    let mut client = user(&server, "alice").await;
-    client.publish("/app/v1/broken", "x").await;
-    let message = refused(&mut client).await;
-    let message = message.get("message").unwrap_or_default();
-    assert!(
-        message == "application handler failed: route.proxy: the application answered HTTP 500",
-        "{message}"
+    let message = publish_refused(&server, "/app/v1/broken", "x").await;
+    assert_eq!(
+        message,
+        "application handler failed: route.proxy: the application answered HTTP 500"
     );
     canary.still_alive("an application answering 500").await;
 
     // A redirect is not followed: it would turn the call into a GET.
-    let mut client = user(&server, "alice").await;
-    client.publish("/app/v1/moved", "x").await;
-    let message = refused(&mut client).await;
-    let message = message.get("message").unwrap_or_default();
+    let message = publish_refused(&server, "/app/v1/moved", "x").await;
     assert_eq!(
         message,
         "application handler failed: route.proxy: the application answered HTTP 302"
     );
 
-    let mut client = user(&server, "alice").await;
-    client.publish("/app/v1/down", "x").await;
-    let message = refused(&mut client).await;
-    let message = message.get("message").unwrap_or_default();
+    let message = publish_refused(&server, "/app/v1/down", "x").await;
     assert!(
         message.starts_with(
             "application handler failed: route.proxy: the application cannot be reached: Connection refused"

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Headers a sender may not set on a MESSAGE: the broker owns them.
-const BROKER_HEADERS: [&str; 7] = [
+pub const BROKER_HEADERS: [&str; 7] = [
     "destination",
     "message-id",
     "subscription",

@@ -1,6 +1,8 @@
 //! The JSON the broker and the user's application exchange (docs/proxy.md):
 //! one request shape for every call, one answer shape, bodies as text or base64.
 
+// An answer may not set what routes, numbers or frames a message.
+use crate::broker::BROKER_HEADERS;
 use crate::stomp::Headers;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -125,17 +127,6 @@ impl Default for Answer {
     }
 }
 
-/// Headers an answer may not set: they route, number or frame the message.
-const BROKER_OWNED: [&str; 7] = [
-    "destination",
-    "message-id",
-    "subscription",
-    "ack",
-    "receipt",
-    "transaction",
-    "content-length",
-];
-
 /// The text a refused client reads when the application gave none.
 pub const REFUSED: &str = "refused by the application";
 
@@ -197,7 +188,7 @@ impl RawContent {
         if let Some(name) = self
             .headers
             .keys()
-            .find(|name| BROKER_OWNED.contains(&name.as_str()))
+            .find(|name| BROKER_HEADERS.contains(&name.as_str()))
         {
             return Err(format!("header {name:?} is the broker's to set"));
         }
