@@ -596,3 +596,26 @@ async fn claims_and_anonymous_sessions_follow_the_application_and_auth() {
         stream.body
     );
 }
+
+/// `[proxy] headers` carry a shared secret: an application that answers only
+/// callers who know it answers the broker, and refuses a broker without it.
+#[tokio::test]
+async fn a_shared_secret_in_the_calls_headers_reaches_the_application() {
+    let backend = Backend::start_with(&["--secret", "s3cret"]);
+    let server = TestServer::start_with(|config| {
+        backend.configure(config);
+        config
+            .proxy
+            .headers
+            .insert("X-Stomphub-Secret".into(), "s3cret".into());
+    })
+    .await;
+    user(&server, "alice").await;
+    let stranger = TestServer::start_with(|config| backend.configure(config)).await;
+    let (mut client, error) = connect_as(&stranger, "alice", "secret").await;
+    assert_eq!(
+        error.get("message"),
+        Some("proxy.connect: the application answered HTTP 401")
+    );
+    client.closed().await;
+}

@@ -172,6 +172,10 @@ class Handler(BaseHTTPRequestHandler):
             raise ValueError(length)
         return self.rfile.read(length)
 
+    # Set by --secret: calls must carry it in X-Stomphub-Secret ([proxy] headers),
+    # so that only the broker, not anyone who can reach this port, is answered.
+    secret = None
+
     def do_POST(self):
         try:
             raw = self.read_body()
@@ -179,6 +183,8 @@ class Handler(BaseHTTPRequestHandler):
             # Where this body ends is unknown, and so where the next request starts.
             self.close_connection = True
             return self.answer(400, b"unreadable request body\n", "text/plain")
+        if self.secret is not None and self.headers.get("X-Stomphub-Secret") != self.secret:
+            return self.answer(401, b"not the broker\n", "text/plain")
 
         # /slow/garbage/stomp/app: the hooks in front, then an endpoint.
         path, hooks = urlsplit(self.path).path, []
@@ -239,7 +245,9 @@ class Server(ThreadingHTTPServer):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=3000, help="0 picks any free port")
+    parser.add_argument("--secret", help="answer only calls whose X-Stomphub-Secret header is this")
     args = parser.parse_args()
+    Handler.secret = args.secret
     server = Server(("127.0.0.1", args.port), Handler)
     # Tests start the app with --port 0 and read the port from this line.
     print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)

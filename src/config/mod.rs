@@ -405,6 +405,9 @@ impl Config {
             }
         };
         mask(&mut config.api.token);
+        for value in config.proxy.headers.values_mut() {
+            mask(value);
+        }
         if let Some(jwt) = &mut config.auth.jwt {
             mask(&mut jwt.secret);
         }

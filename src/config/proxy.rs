@@ -3,6 +3,7 @@
 
 use super::ConfigError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -19,6 +20,9 @@ pub struct ProxyConfig {
     pub publish_destinations: Vec<String>,
     /// Headers of the client's opening HTTP request passed to the connect call.
     pub http_headers: Vec<String>,
+    /// Headers sent with every call, e.g. a shared secret by which the
+    /// application knows the caller is the broker.
+    pub headers: BTreeMap<String, String>,
     /// How long one call may take, the wait for a free slot included.
     pub timeout_ms: u64,
     /// Calls in flight from this node to the application; more wait for a slot.
@@ -37,11 +41,17 @@ impl Default for ProxyConfig {
             subscribe_destinations: vec!["/**".into()],
             publish_destinations: vec!["/**".into()],
             http_headers: vec!["cookie".into(), "authorization".into()],
+            headers: BTreeMap::new(),
             timeout_ms: 1000,
             max_in_flight: 1000,
             retries: 0,
         }
     }
+}
+
+/// Letters, digits and dashes: every header name the broker has reason to use.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// An application URL: http or https, with a host.
@@ -88,14 +98,24 @@ impl ProxyConfig {
             ));
         }
         for name in &self.http_headers {
-            if name.is_empty()
-                || name
-                    .bytes()
-                    .any(|b| !(b.is_ascii_alphanumeric() || b == b'-'))
-            {
+            if !is_header_name(name) {
                 return Err(ConfigError::invalid(
                     "proxy.http_headers",
                     format!("{name:?} is not a header name"),
+                ));
+            }
+        }
+        for (name, value) in &self.headers {
+            if !is_header_name(name) {
+                return Err(ConfigError::invalid(
+                    "proxy.headers",
+                    format!("{name:?} is not a header name"),
+                ));
+            }
+            if value.bytes().any(|b| (b < b' ' && b != b'\t') || b == 0x7f) {
+                return Err(ConfigError::invalid(
+                    "proxy.headers",
+                    format!("the value of {name:?} holds a control character"),
                 ));
             }
         }
@@ -135,6 +155,11 @@ mod tests {
             ("[proxy]\nmax_in_flight = 0\n", "proxy.max_in_flight"),
             ("[proxy]\nretries = 99\n", "proxy.retries"),
             ("[proxy]\nhttp_headers = [\"a b\"]\n", "proxy.http_headers"),
+            ("[proxy]\nheaders = { \"x y\" = \"1\" }\n", "proxy.headers"),
+            (
+                "[proxy]\nheaders = { \"x\" = \"a\\nb\" }\n",
+                "proxy.headers",
+            ),
             ("[proxy]\nconect = \"http://x/\"\n", "conect"),
         ];
         for (toml, key) in cases {

@@ -100,7 +100,20 @@ impl Proxy {
         // reqwest is built without a crypto provider of its own, to use the
         // one rustls already has here (ring) for https application URLs.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &config.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes());
+            let value = reqwest::header::HeaderValue::from_str(value);
+            let (Ok(name), Ok(value)) = (name, value) else {
+                return Err(ConfigError::invalid(
+                    "proxy.headers",
+                    "a header that HTTP does not allow",
+                ));
+            };
+            headers.insert(name, value);
+        }
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             // The deadline covers the whole call; this only stops a stuck connect early.
             .connect_timeout(Duration::from_millis(config.timeout_ms))
             .pool_max_idle_per_host(config.max_in_flight.min(256))

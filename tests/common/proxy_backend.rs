@@ -13,9 +13,15 @@ pub struct Backend {
 
 impl Backend {
     pub fn start() -> Backend {
+        Backend::start_with(&[])
+    }
+
+    /// With extra command-line arguments (`--secret S`).
+    pub fn start_with(args: &[&str]) -> Backend {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/proxy-backend/app.py");
         let mut child = Command::new("python3")
             .args([script, "--port", "0"])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 runs the demo backend");
