@@ -96,9 +96,8 @@ impl SessionInfo {
 
     /// Records a subscription; the session has already refused a duplicate id.
     pub(crate) fn add_subscription(&self, id: &str, destination: &str) {
-        let mut subscriptions = self.subscriptions_lock();
-        subscriptions.retain(|(known, _)| known != id);
-        subscriptions.push((id.to_owned(), destination.to_owned()));
+        self.subscriptions_lock()
+            .push((id.to_owned(), destination.to_owned()));
     }
 
     pub(crate) fn remove_subscription(&self, id: &str) {

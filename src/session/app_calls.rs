@@ -43,11 +43,14 @@ impl Session {
                     (None, Version::V1_0) => destination,
                     (None, _) => return None,
                 };
-                let refused = destination::validate(destination).is_err()
+                // Whether the application judges it first: the session's own
+                // checks then run once per frame, not twice, where it does not.
+                let refused = !self.app_judges_subscribe(destination)
+                    || destination::validate(destination).is_err()
                     || self.subscriptions.contains_key(id)
                     || self.subscriptions.len() >= self.config.max_subscriptions
                     || self.check_access(Action::Subscribe, destination).is_err();
-                if refused || !self.app_judges_subscribe(destination) {
+                if refused {
                     return None;
                 }
                 Request {
@@ -62,9 +65,9 @@ impl Session {
                 let unknown_transaction = frame
                     .get("transaction")
                     .is_some_and(|name| !self.transactions.contains_key(name));
-                if unknown_transaction
+                if !self.app_judges_publish(destination)
+                    || unknown_transaction
                     || self.check_send(frame).is_err()
-                    || !self.app_judges_publish(destination)
                 {
                     return None;
                 }
