@@ -17,6 +17,7 @@ mod common {
 
 use common::cluster::{
     Nginx, Node, Redis, free_port, node_config, scratch, sentinel_node_config, skip_without_tools,
+    wait_until,
 };
 use common::http::{get, post_json};
 use common::proxy_backend::Backend;
@@ -234,14 +235,6 @@ async fn sessions_on(node: &Node) -> u64 {
     get(node.addr, "/api/stats").await.json()["sessions"]
         .as_u64()
         .expect("sessions")
-}
-
-async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "{what} not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

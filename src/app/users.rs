@@ -46,6 +46,13 @@ impl UserRegistry {
         }
     }
 
+    /// Waits until messages sent to `user` from other nodes reach this node.
+    pub fn until_live(&self, user: &str) -> Option<crate::broker::remote::LiveWait> {
+        self.cluster
+            .as_ref()?
+            .until_live(Channel::User(user.to_owned()))
+    }
+
     /// Session ids (as clients see them) of `user`'s sessions.
     pub fn sessions_of(&self, user: &str) -> Vec<String> {
         let map = self.sessions.read().unwrap_or_else(|p| p.into_inner());

@@ -3,7 +3,7 @@
 //! shared history from other nodes come in.
 
 use super::Broker;
-use super::remote::{RemoteMessage, SharedHistory};
+use super::remote::{LiveWait, RemoteMessage, SharedHistory};
 use super::user_destination::is_session_key;
 use crate::stomp::Headers;
 use bytes::Bytes;
@@ -17,6 +17,17 @@ impl Broker {
         {
             remote.interest(key, delta);
         }
+    }
+
+    /// Waits until messages other nodes publish to `key` reach this node;
+    /// `None` when nothing needs waiting (one node, a channel already heard,
+    /// a per-session key, or a backplane that is down).
+    pub fn until_live(&self, key: &str) -> Option<LiveWait> {
+        let remote = self.inner.remote.as_ref()?;
+        if is_session_key(key) {
+            return None;
+        }
+        remote.clone().until_live(key)
     }
 
     /// Delivers here and forwards to the other nodes. With a cluster, numbered

@@ -4,6 +4,9 @@
 
 use crate::stomp::Headers;
 use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 /// A message the broker hands over to reach subscribers on other nodes.
 #[derive(Debug)]
@@ -25,6 +28,22 @@ pub trait Remote: Send + Sync + std::fmt::Debug {
     fn interest(&self, key: &str, delta: i64);
     /// Hands `message` over; false when it will not reach other nodes.
     fn forward(&self, message: RemoteMessage) -> bool;
+    /// Waits until messages other nodes publish to `key` reach this node;
+    /// `None` when they already do (or cannot for now: this node serves alone).
+    fn until_live(self: Arc<Self>, key: &str) -> Option<LiveWait>;
+}
+
+/// The wait of [`Remote::until_live`].
+pub type LiveWait = Pin<Box<dyn Future<Output = Result<(), NotLive>> + Send + Sync>>;
+
+/// A subscription that could not be made live on every node in time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the subscription to {destination} was not confirmed by the cluster backplane (Redis) within {waited_ms} ms (cluster.command_timeout_ms); messages from other nodes could be missed, so it is refused"
+)]
+pub struct NotLive {
+    pub destination: String,
+    pub waited_ms: u64,
 }
 
 /// One message of a destination's shared history.

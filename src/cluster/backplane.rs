@@ -6,7 +6,7 @@
 //! Each connection runs four tasks; the first to fail ends the connection,
 //! and the node serves local subscribers alone until the next one is up.
 
-use super::channels::Target;
+use super::channels::{Channel, Target};
 use super::envelope::{self, Envelope, Inbound};
 use super::{Cluster, ClusterError, Forward, Local, lock};
 use crate::broker::remote::RemoteMessage;
@@ -348,34 +348,67 @@ async fn follow_interest(cluster: Arc<Cluster>, mut sink: PubSubSink) -> String 
             changed.await;
             continue;
         }
-        for channel in plan.subscribe {
-            let (name, pattern) = cluster.names.redis_name(&channel);
+        // One command per kind: a burst of new channels (a page subscribing
+        // to many, a reconnect) waits one round trip, not one per channel.
+        for (channels, pattern) in by_kind(plan.subscribe) {
+            let names = redis_names(&cluster, &channels);
             let done = if pattern {
-                sink.psubscribe(&name).await
+                sink.psubscribe(&names).await
             } else {
-                sink.subscribe(&name).await
+                sink.subscribe(&names).await
             };
             if let Err(error) = done {
-                return format!("subscribing to {name} failed: {error}");
+                return format!("subscribing to {} channels failed: {error}", names.len());
             }
-            lock(&cluster.interest).confirm(channel);
-        }
-        for channel in plan.unsubscribe {
-            let (name, pattern) = cluster.names.redis_name(&channel);
-            lock(&cluster.interest).withdraw(&channel);
-            let done = if pattern {
-                sink.punsubscribe(&name).await
-            } else {
-                sink.unsubscribe(&name).await
-            };
-            if let Err(error) = done {
-                return format!("unsubscribing from {name} failed: {error}");
+            let mut interest = lock(&cluster.interest);
+            for channel in channels {
+                interest.confirm(channel);
             }
         }
         cluster
             .confirmations
             .send_modify(|generation| *generation += 1);
+        // A channel wanted again since the plan was made stays: a subscriber
+        // that came meanwhile was told it is live.
+        let leaving: Vec<Channel> = {
+            let mut interest = lock(&cluster.interest);
+            plan.unsubscribe
+                .into_iter()
+                .filter(|channel| interest.withdraw_if_unwanted(channel))
+                .collect()
+        };
+        for (channels, pattern) in by_kind(leaving) {
+            let names = redis_names(&cluster, &channels);
+            let done = if pattern {
+                sink.punsubscribe(&names).await
+            } else {
+                sink.unsubscribe(&names).await
+            };
+            if let Err(error) = done {
+                return format!(
+                    "unsubscribing from {} channels failed: {error}",
+                    names.len()
+                );
+            }
+        }
     }
+}
+
+/// Plain channels and patterns, each non-empty, for SUBSCRIBE and PSUBSCRIBE.
+fn by_kind(channels: Vec<Channel>) -> impl Iterator<Item = (Vec<Channel>, bool)> {
+    let (patterns, plain): (Vec<_>, Vec<_>) = channels
+        .into_iter()
+        .partition(|channel| matches!(channel, Channel::Pattern(_)));
+    [(plain, false), (patterns, true)]
+        .into_iter()
+        .filter(|(channels, _)| !channels.is_empty())
+}
+
+fn redis_names(cluster: &Cluster, channels: &[Channel]) -> Vec<String> {
+    channels
+        .iter()
+        .map(|channel| cluster.names.redis_name(channel).0)
+        .collect()
 }
 
 /// Writes this node's registry entry every `registry_refresh_ms`; it expires

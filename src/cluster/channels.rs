@@ -23,6 +23,14 @@ impl Channel {
             Channel::Destination(destination.to_owned())
         }
     }
+
+    /// For people: the destination, pattern or user it carries.
+    pub fn describe(&self) -> String {
+        match self {
+            Channel::Destination(key) | Channel::Pattern(key) => key.clone(),
+            Channel::User(user) => format!("the destinations of user {user:?}"),
+        }
+    }
 }
 
 /// Where an inbound message goes, read from the channel it arrived on.

@@ -58,8 +58,13 @@ impl Interest {
         self.confirmed.insert(channel);
     }
 
-    pub fn withdraw(&mut self, channel: &Channel) {
-        self.confirmed.remove(channel);
+    /// Forgets `channel`'s confirmation if nobody wants it now; false when
+    /// someone came back for it since the plan, and it must stay subscribed.
+    pub fn withdraw_if_unwanted(&mut self, channel: &Channel) -> bool {
+        if self.wanted.get(channel).is_some_and(|count| *count > 0) {
+            return false;
+        }
+        self.confirmed.remove(channel)
     }
 
     pub fn is_confirmed(&self, channel: &Channel) -> bool {
@@ -95,7 +100,22 @@ mod tests {
         assert!(interest.plan().is_empty());
         interest.change(topic("/topic/a"), -1);
         assert_eq!(interest.plan().unsubscribe, [topic("/topic/a")]);
-        interest.withdraw(&topic("/topic/a"));
+        assert!(interest.withdraw_if_unwanted(&topic("/topic/a")));
+        assert!(interest.plan().is_empty());
+    }
+
+    #[test]
+    fn a_channel_wanted_again_before_it_is_left_stays_confirmed() {
+        let mut interest = Interest::default();
+        interest.change(topic("/topic/a"), 1);
+        interest.confirm(topic("/topic/a"));
+        interest.change(topic("/topic/a"), -1);
+        let plan = interest.plan();
+        assert_eq!(plan.unsubscribe, [topic("/topic/a")]);
+        // A subscriber comes back between the plan and the UNSUBSCRIBE.
+        interest.change(topic("/topic/a"), 1);
+        assert!(!interest.withdraw_if_unwanted(&topic("/topic/a")));
+        assert!(interest.is_confirmed(&topic("/topic/a")));
         assert!(interest.plan().is_empty());
     }
 

@@ -8,6 +8,7 @@ mod backplane;
 pub mod channels;
 pub mod envelope;
 mod interest;
+mod live;
 mod nodes;
 mod replay;
 
@@ -83,6 +84,10 @@ impl Remote for Cluster {
 
     fn forward(&self, message: RemoteMessage) -> bool {
         Cluster::forward(self, Forward::Message(message))
+    }
+
+    fn until_live(self: Arc<Self>, key: &str) -> Option<crate::broker::remote::LiveWait> {
+        Cluster::until_live(&self, Channel::for_subscription(key))
     }
 }
 

@@ -128,14 +128,21 @@ impl Session {
             let answer = call.await;
             self.set_app_answer(&frame, answer);
         }
-        self.handle(frame)
+        let flow = self.handle(frame);
+        if flow == super::Flow::Continue && self.is_waiting_until_live() {
+            return self.wait_until_live().await;
+        }
+        flow
     }
 
     /// Handles a frame the broker makes up for its own use (a plain
     /// endpoint's handler queue), which is not the application's to judge.
     pub fn handle_internal(&mut self, frame: Frame) -> super::Flow {
         self.set_app_answer(&frame, Ok(Answer::default()));
-        self.handle(frame)
+        let flow = self.handle(frame);
+        // Nothing was promised on it: a handler's queue is this session's own.
+        self.pending_live = None;
+        flow
     }
 
     pub(super) fn app_judges_connect(&self) -> bool {

@@ -436,7 +436,15 @@ impl Reader {
                         };
                         session.set_app_answer(&frame, answer);
                     }
-                    let flow = session.handle(frame);
+                    let mut flow = session.handle(frame);
+                    // A SUBSCRIBE new to this node is live on every node before
+                    // its RECEIPT, and before the session's next frame.
+                    if flow == Flow::Continue && session.is_waiting_until_live() {
+                        flow = tokio::select! {
+                            flow = session.wait_until_live() => flow,
+                            _ = shutdown.cancelled() => return Err(End::Shutdown),
+                        };
+                    }
                     if let Some(version) = session.version() {
                         self.decoder.set_version(version);
                     }

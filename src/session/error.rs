@@ -100,6 +100,9 @@ pub enum SessionError {
     AppNotAsked { key: &'static str, why: String },
     #[error("SUBSCRIBE destination {0:?} is a pattern; application destinations take none")]
     PatternAppSubscription(String),
+    /// The cluster could not make a subscription live on every node in time.
+    #[error("{0}")]
+    NotLive(#[from] crate::broker::remote::NotLive),
 }
 
 impl SessionError {
@@ -121,6 +124,7 @@ impl SessionError {
                 | SessionError::AppRefused { .. }
                 | SessionError::App(_)
                 | SessionError::AppNotAsked { .. }
+                | SessionError::NotLive(_)
         ) || matches!(self, SessionError::Decode(error) if error.is_limit())
     }
 }

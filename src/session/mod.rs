@@ -70,6 +70,12 @@ enum Subscribed {
     App,
 }
 
+/// A subscription waiting for the cluster, and the RECEIPT it owes.
+struct PendingLive {
+    wait: crate::broker::remote::LiveWait,
+    receipt: Option<String>,
+}
+
 const SERVER_NAME: &str = concat!("stomphub/", env!("CARGO_PKG_VERSION"));
 
 /// The ERROR frame for `error`: a one-line `message` header and a body with details.
@@ -110,6 +116,10 @@ pub struct Session {
     /// fetched by the transport; see [`Session::app_call`].
     /// Boxed: an idle session keeps this field, and an answer is large.
     app_answer: Option<Box<app_calls::AppAnswer>>,
+    /// A subscription not yet live on every node: its RECEIPT waits, and the
+    /// transport reads nothing more until [`Session::wait_until_live`].
+    /// Boxed, like the answer: idle sessions keep the field.
+    pending_live: Option<Box<PendingLive>>,
     /// The error that ended the session, if one did.
     failure: Option<SessionError>,
     ended: bool,
@@ -163,6 +173,7 @@ impl Session {
             blocked: std::collections::VecDeque::new(),
             credentials: None,
             app_answer: None,
+            pending_live: None,
             failure: None,
             ended: false,
         }
@@ -241,12 +252,45 @@ impl Session {
         let command = frame.command;
         match self.process(frame) {
             Ok(flow) => {
-                if let Some(receipt) = receipt {
-                    self.reply(Frame::new(Command::Receipt).header("receipt-id", receipt));
+                match &mut self.pending_live {
+                    // The RECEIPT promises the subscription is live everywhere.
+                    Some(pending) => pending.receipt = receipt,
+                    None => {
+                        if let Some(receipt) = receipt {
+                            self.reply(Frame::new(Command::Receipt).header("receipt-id", receipt));
+                        }
+                    }
                 }
                 flow
             }
             Err(error) => self.fail_with(&error, receipt, Some(command)),
+        }
+    }
+
+    /// Whether the last SUBSCRIBE waits to be live on every node.
+    pub fn is_waiting_until_live(&self) -> bool {
+        self.pending_live.is_some()
+    }
+
+    /// Waits until the last SUBSCRIBE is live on every node, then sends its
+    /// RECEIPT; past `cluster.command_timeout_ms`, an ERROR and `Flow::Close`.
+    pub async fn wait_until_live(&mut self) -> Flow {
+        let Some(pending) = self.pending_live.take() else {
+            return Flow::Continue;
+        };
+        let PendingLive { wait, receipt } = *pending;
+        match wait.await {
+            Ok(()) => {
+                if let Some(receipt) = receipt {
+                    self.reply(Frame::new(Command::Receipt).header("receipt-id", receipt));
+                }
+                Flow::Continue
+            }
+            Err(not_live) => self.fail_with(
+                &SessionError::NotLive(not_live),
+                receipt,
+                Some(Command::Subscribe),
+            ),
         }
     }
 
@@ -597,7 +641,9 @@ impl Session {
             ));
         }
         let initial = self.app_subscribe_answer(destination)?;
-        let key = match self.broker.prefixes().route(destination) {
+        let route = self.broker.prefixes().route(destination);
+        let is_user = route == Route::User;
+        let key = match route {
             Route::Broker => destination.to_owned(),
             Route::User => {
                 let below = user_destination::below_prefix(destination)
@@ -655,6 +701,20 @@ impl Session {
         }
         self.broker
             .subscribe_replaying(subscription.clone(), since)?;
+        let live = if is_user {
+            self.info
+                .user
+                .as_deref()
+                .and_then(|user| self.app.users.until_live(user))
+        } else {
+            self.broker.until_live(&subscription.destination)
+        };
+        self.pending_live = live.map(|wait| {
+            Box::new(PendingLive {
+                wait,
+                receipt: None,
+            })
+        });
         self.track_subscription(frame, id, Subscribed::Broker(subscription), destination);
         Ok(Flow::Continue)
     }

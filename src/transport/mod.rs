@@ -65,6 +65,10 @@ pub(crate) fn refusal(session: &Session) -> (StatusCode, String) {
             (StatusCode::GATEWAY_TIMEOUT, error.to_string())
         }
         Some(error @ SessionError::App(_)) => (StatusCode::BAD_GATEWAY, error.to_string()),
+        // The backplane is stalled: the client may try again shortly.
+        Some(error @ SessionError::NotLive(_)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+        }
         Some(error @ SessionError::AppNotAsked { .. }) => {
             (StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
         }

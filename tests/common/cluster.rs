@@ -311,3 +311,13 @@ max_messages = 100
         web = dir.join("no-web-root").display(),
     )
 }
+
+/// Polls `check` until it holds; panics after `limit`.
+#[allow(dead_code, reason = "not every test binary calls it")]
+pub async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "{what} not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
