@@ -293,8 +293,8 @@ async fn three_nodes_behind_nginx_share_one_broker() {
     // Foreign or broken payloads on a cluster channel are counted and dropped.
     for junk in [
         "hello",
-        "S1 n9 zz 1 1 1 0\nMESSAGE",
-        "S1 n9 a 1 0 1 0\nNOPE\n\n",
+        "S2 n9 zz 1 a:1 1 1 0\nMESSAGE",
+        "S2 n9 a 1 a:1 0 1 0\nNOPE\n\n",
     ] {
         // Node 2 hears the channel twice: through it and through its pattern.
         assert_eq!(redis.cli(&["PUBLISH", &channel, junk]), "4");
@@ -431,10 +431,12 @@ async fn three_nodes_behind_nginx_share_one_broker() {
         async || redis.cli(&["LLEN", &format!("{prefix}hist:/topic/hist/a")]) == "5",
     )
     .await;
+    // Positions are `<epoch>-<n>`; Redis keeps the destination's epoch.
+    let epoch = redis.cli(&["HGET", &format!("{prefix}pos:/topic/hist/a"), "e"]);
     let mut resumed = SseClient::open(
         nodes[1].addr,
         "/sse/subscribe?destination=/topic/hist/a",
-        Some("2"),
+        Some(&format!("{epoch}-2")),
     )
     .await;
     assert_eq!(resumed.status, 200);
@@ -442,7 +444,10 @@ async fn three_nodes_behind_nginx_share_one_broker() {
         let (id, _, data) = resumed.event().await;
         assert_eq!(
             (id.as_deref(), data.as_str()),
-            (Some(i.to_string().as_str()), format!("h-{i}").as_str())
+            (
+                Some(format!("{epoch}-{i}").as_str()),
+                format!("h-{i}").as_str()
+            )
         );
     }
     post_json(
@@ -453,7 +458,10 @@ async fn three_nodes_behind_nginx_share_one_broker() {
     )
     .await;
     let (id, _, data) = resumed.event().await;
-    assert_eq!((id.as_deref(), data.as_str()), (Some("6"), "h-6"));
+    assert_eq!(
+        (id.as_deref(), data.as_str()),
+        (Some(format!("{epoch}-6").as_str()), "h-6")
+    );
 
     // Node 3 dies: the others' subscribers keep receiving; its clients reconnect through nginx.
     nodes[2].kill();
@@ -556,15 +564,22 @@ async fn three_nodes_behind_nginx_share_one_broker() {
         r#"{"destination": "/topic/hist/a", "body": "h-7"}"#,
     )
     .await;
+    // Numbering restarts at 1 in a new epoch.
     let (id, _, data) = resumed.event().await;
-    assert_eq!((id.as_deref(), data.as_str()), (Some("1"), "h-7"));
+    let new_epoch = redis.cli(&["HGET", &format!("{prefix}pos:/topic/hist/a"), "e"]);
+    assert_ne!(new_epoch, epoch);
+    assert_eq!(
+        (id.as_deref(), data.as_str()),
+        (Some(format!("{new_epoch}-1").as_str()), "h-7")
+    );
     let mut stale = SseClient::open(
         nodes[0].addr,
         "/sse/subscribe?destination=/topic/hist/a",
-        Some("6"),
+        Some(&format!("{epoch}-6")),
     )
     .await;
     assert_eq!(stale.event().await.1, "history-gone");
+    assert_eq!(stale.event().await.2, "h-7");
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,10 @@
 //! that other nodes miss is counted.
 //! Needs redis-server, redis-cli and nginx; scripts/test.sh installs them.
 
-#[allow(dead_code, reason = "helpers shared with tests/cluster.rs; this suite needs fewer")]
+#[allow(
+    dead_code,
+    reason = "helpers shared with tests/cluster.rs; this suite needs fewer"
+)]
 mod common {
     pub mod cluster;
     pub mod http;

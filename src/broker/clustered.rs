@@ -5,7 +5,7 @@
 use super::Broker;
 use super::remote::{LiveWait, RemoteMessage, SharedHistory};
 use super::user_destination::is_session_key;
-use crate::stomp::Headers;
+use crate::stomp::{Headers, Position};
 use bytes::Bytes;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -88,7 +88,7 @@ impl Broker {
         key: &str,
         headers: &Headers,
         body: Bytes,
-        seq: Option<u64>,
+        seq: Option<Position>,
     ) {
         let deliveries = match (seq, self.inner.history.ring(key)) {
             (Some(seq), Some(ring)) => {
@@ -128,11 +128,16 @@ impl Broker {
         let messages = fetched
             .messages
             .into_iter()
-            .filter(|message| message.seq > 0)
+            // Kept messages of an older epoch (a list that outlived its
+            // numbering) cannot sit beside the head's.
+            .filter(|message| {
+                message.position.seq > 0 && message.position.epoch == fetched.head.epoch
+            })
             .map(|message| {
                 let age = Duration::from_millis(now_ms.saturating_sub(message.published_ms));
-                let prepared = self.prepare(key, &message.headers, message.body, Some(message.seq));
-                (message.seq, age, prepared)
+                let position = message.position;
+                let prepared = self.prepare(key, &message.headers, message.body, Some(position));
+                (position.seq, age, prepared)
             })
             .collect();
         ring.lock()

@@ -1,13 +1,15 @@
 //! Per-destination message history for replay (SSE `Last-Event-ID`, STOMP `since`).
 //!
 //! Destinations matching a history rule get a sequence number per message and
-//! keep their last N messages (or T seconds). A destination's sequence
+//! keep their last N messages (or T seconds). Numbers belong to an epoch (see
+//! [`Position`]): a single broker starts one when it starts; with a cluster,
+//! the shared store says which epoch its numbers are in. A destination's sequence
 //! assignment, storage and fan-out happen under that destination's lock, and a
 //! replaying subscriber is registered under the same lock, so replay and live
 //! delivery never overlap or leave a gap.
 
 use super::destination::{DestinationError, Pattern};
-use crate::stomp::PreparedMessage;
+use crate::stomp::{Epoch, Position, PreparedMessage};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -46,6 +48,9 @@ struct Entry {
 pub struct Ring {
     max_messages: usize,
     max_age: Option<Duration>,
+    /// The numbering the held messages and `head` belong to; unknown in a
+    /// cluster until the shared store says.
+    epoch: Epoch,
     /// The last sequence number assigned; 0 before the first message.
     head: u64,
     /// Every sequence number up to this one has been evicted.
@@ -58,17 +63,19 @@ pub struct Ring {
 pub struct Replay {
     /// Messages after the requested position, oldest first, with their sequence numbers.
     pub messages: Vec<(u64, Arc<PreparedMessage>)>,
-    /// Some messages after the position are no longer kept.
+    /// Some messages after the position are no longer kept, or the position
+    /// is from another epoch and cannot be compared.
     pub gone: bool,
-    /// The newest sequence number at the time of the replay.
-    pub head: u64,
+    /// The newest position at the time of the replay.
+    pub head: Position,
 }
 
 impl Ring {
-    fn new(rule: &HistoryRule) -> Self {
+    fn new(rule: &HistoryRule, epoch: Epoch) -> Self {
         Ring {
             max_messages: rule.max_messages,
             max_age: rule.max_age,
+            epoch,
             head: 0,
             evicted_through: 0,
             entries: VecDeque::new(),
@@ -91,10 +98,10 @@ impl Ring {
     /// Assigns the next sequence number; `build` makes the message that carries it.
     pub fn append(
         &mut self,
-        build: impl FnOnce(u64) -> Arc<PreparedMessage>,
+        build: impl FnOnce(Position) -> Arc<PreparedMessage>,
     ) -> Arc<PreparedMessage> {
         self.head += 1;
-        let message = build(self.head);
+        let message = build(Position::new(self.epoch, self.head));
         let now = Instant::now();
         self.entries.push_back(Entry {
             seq: self.head,
@@ -105,48 +112,65 @@ impl Ring {
         message
     }
 
-    /// Messages with a sequence number above `after`.
-    pub fn since(&mut self, after: u64) -> Replay {
+    /// Messages after `after`. A position of another epoch (or a bare
+    /// number) says nothing about what it followed: everything held is
+    /// replayed, marked gone, never a silent skip.
+    pub fn since(&mut self, after: Position) -> Replay {
         self.evict(Instant::now());
+        let comparable = (after.epoch.is_known() && after.epoch == self.epoch) || after.is_start();
+        let from = if comparable { after.seq } else { 0 };
         let messages = self
             .entries
             .iter()
-            .filter(|entry| entry.seq > after)
+            .filter(|entry| entry.seq > from)
             .map(|entry| (entry.seq, entry.message.clone()))
             .collect();
         Replay {
             messages,
-            // A position beyond the head was numbered before a restart (of this
-            // broker, or of Redis in a cluster): what it followed is unknown.
-            gone: after < self.evicted_through || after > self.head,
-            head: self.head,
+            // A position beyond the head cannot be in this epoch: a bug or a forgery.
+            gone: !comparable || from < self.evicted_through || from > self.head,
+            head: self.head(),
         }
     }
 
-    pub fn head(&self) -> u64 {
-        self.head
+    pub fn head(&self) -> Position {
+        Position::new(self.epoch, self.head)
     }
 
-    /// Forgets everything: the numbering may have started again elsewhere (a
-    /// cluster reconnected to Redis, which may have restarted empty).
+    /// Forgets everything, epoch included: the shared store may have started
+    /// again (a cluster reconnected to Redis, which may have restarted empty).
     pub fn restart_numbering(&mut self) {
         self.entries.clear();
         self.head = 0;
         self.evicted_through = 0;
+        self.epoch = Epoch::NONE;
+    }
+
+    /// Takes on `epoch` if it differs: what is held was numbered in another
+    /// epoch and cannot sit beside its messages.
+    fn enter(&mut self, epoch: Epoch) {
+        if epoch != self.epoch {
+            self.entries.clear();
+            self.head = 0;
+            self.evicted_through = 0;
+            self.epoch = epoch;
+        }
     }
 
     pub fn max_messages(&self) -> usize {
         self.max_messages
     }
 
-    /// Stores a message numbered elsewhere (by the cluster). `None` when `seq`
+    /// Stores a message numbered elsewhere (by the cluster). `None` when it
     /// is already here; a jump means this node missed messages (it was not
     /// subscribed), so what it holds no longer reaches back without a gap.
     pub fn append_numbered(
         &mut self,
-        seq: u64,
-        build: impl FnOnce(u64) -> Arc<PreparedMessage>,
+        position: Position,
+        build: impl FnOnce(Position) -> Arc<PreparedMessage>,
     ) -> Option<Arc<PreparedMessage>> {
+        self.enter(position.epoch);
+        let seq = position.seq;
         if seq <= self.head {
             return None;
         }
@@ -155,7 +179,7 @@ impl Ring {
             self.evicted_through = seq - 1;
         }
         self.head = seq;
-        let message = build(seq);
+        let message = build(position);
         let now = Instant::now();
         self.entries.push_back(Entry {
             seq,
@@ -172,9 +196,15 @@ impl Ring {
     /// was up to date) a ring that is behind `head` starts over from there.
     pub fn merge_fetched(
         &mut self,
-        head: u64,
+        head: Position,
         messages: Vec<(u64, Duration, Arc<PreparedMessage>)>,
     ) {
+        if !head.epoch.is_known() {
+            // The store holds nothing: keep what arrived live.
+            return;
+        }
+        self.enter(head.epoch);
+        let head = head.seq;
         if messages.is_empty() {
             if self.head < head {
                 self.entries.clear();
@@ -202,13 +232,25 @@ impl Ring {
 pub struct History {
     rules: Vec<HistoryRule>,
     rings: RwLock<HashMap<String, Arc<Mutex<Ring>>>>,
+    /// The epoch this broker numbers in; `NONE` when a shared store numbers.
+    epoch: Epoch,
 }
 
 impl History {
+    /// History numbered here, in an epoch that starts now.
     pub fn new(rules: Vec<HistoryRule>) -> Self {
         History {
             rules,
             rings: RwLock::new(HashMap::new()),
+            epoch: Epoch::fresh(std::process::id().into()),
+        }
+    }
+
+    /// History numbered by a shared store (the cluster): epochs come from it.
+    pub fn shared(rules: Vec<HistoryRule>) -> Self {
+        History {
+            epoch: Epoch::NONE,
+            ..History::new(rules)
         }
     }
 
@@ -251,7 +293,7 @@ impl History {
         Some(
             rings
                 .entry(destination.to_owned())
-                .or_insert_with(|| Arc::new(Mutex::new(Ring::new(rule))))
+                .or_insert_with(|| Arc::new(Mutex::new(Ring::new(rule, self.epoch))))
                 .clone(),
         )
     }
@@ -262,12 +304,26 @@ mod tests {
     use super::*;
     use crate::stomp::Headers;
 
-    fn message(seq: u64) -> Arc<PreparedMessage> {
-        Arc::new(PreparedMessage::new(Headers::new(), seq.to_string().into()))
+    fn message(position: Position) -> Arc<PreparedMessage> {
+        Arc::new(PreparedMessage::new(
+            Headers::new(),
+            position.to_string().into(),
+        ))
+    }
+
+    fn epoch(n: u64) -> Epoch {
+        Epoch::from_hex(&format!("{n:x}")).unwrap()
     }
 
     fn ring(max_messages: usize) -> Ring {
-        Ring::new(&HistoryRule::new("/topic/a", max_messages, None).unwrap())
+        Ring::new(
+            &HistoryRule::new("/topic/a", max_messages, None).unwrap(),
+            epoch(1),
+        )
+    }
+
+    fn at(seq: u64) -> Position {
+        Position::new(epoch(1), seq)
     }
 
     #[test]
@@ -276,13 +332,13 @@ mod tests {
         for _ in 0..5 {
             ring.append(message);
         }
-        let replay = ring.since(3);
+        let replay = ring.since(at(3));
         assert_eq!(
             replay.messages.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             [4, 5]
         );
         assert!(!replay.gone);
-        assert_eq!(replay.head, 5);
+        assert_eq!(replay.head, at(5));
     }
 
     #[test]
@@ -291,26 +347,28 @@ mod tests {
         for _ in 0..5 {
             ring.append(message);
         }
-        let replay = ring.since(1);
+        let replay = ring.since(at(1));
         assert!(replay.gone);
         assert_eq!(
             replay.messages.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             [4, 5]
         );
         assert!(
-            !ring.since(3).gone,
+            !ring.since(at(3)).gone,
             "3 was evicted but nothing after it was"
         );
     }
 
     #[test]
     fn old_messages_expire_by_age() {
-        let mut ring =
-            Ring::new(&HistoryRule::new("/t", 100, Some(Duration::from_millis(20))).unwrap());
+        let mut ring = Ring::new(
+            &HistoryRule::new("/t", 100, Some(Duration::from_millis(20))).unwrap(),
+            epoch(1),
+        );
         ring.append(message);
         std::thread::sleep(Duration::from_millis(40));
         ring.append(message);
-        let replay = ring.since(0);
+        let replay = ring.since(Position::default());
         assert!(replay.gone);
         assert_eq!(replay.messages.len(), 1);
     }
@@ -318,49 +376,93 @@ mod tests {
     #[test]
     fn numbered_messages_skip_repeats_and_notice_gaps() {
         let mut ring = ring(10);
-        assert!(ring.append_numbered(1, message).is_some());
-        assert!(ring.append_numbered(2, message).is_some());
-        assert!(ring.append_numbered(2, message).is_none(), "a repeat");
-        assert!(ring.append_numbered(5, message).is_some());
-        let replay = ring.since(1);
+        assert!(ring.append_numbered(at(1), message).is_some());
+        assert!(ring.append_numbered(at(2), message).is_some());
+        assert!(ring.append_numbered(at(2), message).is_none(), "a repeat");
+        assert!(ring.append_numbered(at(5), message).is_some());
+        let replay = ring.since(at(1));
         assert!(replay.gone, "3 and 4 never came");
         assert_eq!(
             replay.messages.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             [5]
         );
-        assert!(!ring.since(4).gone);
+        assert!(!ring.since(at(4)).gone);
         assert!(
-            ring.since(6).gone,
+            ring.since(at(6)).gone,
             "a position beyond the head predates a restart"
         );
         ring.restart_numbering();
         assert!(
-            ring.append_numbered(1, message).is_some(),
+            ring.append_numbered(at(1), message).is_some(),
             "numbering started again"
         );
     }
 
     #[test]
+    fn a_position_from_another_epoch_is_gone_never_skipped() {
+        let mut ring = ring(100);
+        for seq in 1..=5 {
+            ring.append_numbered(at(seq), message);
+        }
+        // The store started empty: a new epoch numbers from 1 again, past
+        // the old position.
+        for seq in 1..=13 {
+            ring.append_numbered(Position::new(epoch(2), seq), message);
+        }
+        let replay = ring.since(at(5));
+        assert!(replay.gone, "o6..o13 must not be skipped silently");
+        assert_eq!(replay.messages.len(), 13, "everything of the new epoch");
+        assert_eq!(replay.head, Position::new(epoch(2), 13));
+        let bare = ring.since("5".parse().unwrap());
+        assert!(bare.gone, "a bare number names no epoch");
+        let start = ring.since("0".parse().unwrap());
+        assert!(!start.gone && start.messages.len() == 13);
+        assert!(!ring.since(Position::new(epoch(2), 13)).gone);
+    }
+
+    #[test]
+    fn a_single_broker_numbers_in_its_own_epoch() {
+        let rule = HistoryRule::new("/topic/**", 10, None).unwrap();
+        let before = History::new(vec![rule.clone()]);
+        std::thread::sleep(Duration::from_millis(1));
+        let after_restart = History::new(vec![rule.clone()]);
+        let head = |history: &History| {
+            let ring = history.ring("/topic/a").unwrap();
+            let mut ring = ring.lock().unwrap();
+            ring.append(message);
+            ring.head()
+        };
+        let (old, new) = (head(&before), head(&after_restart));
+        assert_eq!((old.seq, new.seq), (1, 1));
+        assert_ne!(old.epoch, new.epoch);
+        let ring = after_restart.ring("/topic/a").unwrap();
+        assert!(ring.lock().unwrap().since(old).gone);
+        let shared = History::shared(vec![rule]);
+        let ring = shared.ring("/topic/a").unwrap();
+        assert!(!ring.lock().unwrap().head().epoch.is_known());
+    }
+
+    #[test]
     fn fetched_history_fills_in_below_live_messages() {
         let mut ring = ring(10);
-        ring.append_numbered(9, message);
+        ring.append_numbered(at(9), message);
         let fetched = (6..=8)
-            .map(|seq| (seq, Duration::ZERO, message(seq)))
+            .map(|seq| (seq, Duration::ZERO, message(at(seq))))
             .collect();
-        ring.merge_fetched(8, fetched);
-        let replay = ring.since(5);
+        ring.merge_fetched(at(8), fetched);
+        let replay = ring.since(at(5));
         assert!(!replay.gone);
         assert_eq!(
             replay.messages.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
             [6, 7, 8, 9]
         );
-        assert_eq!(replay.head, 9);
-        assert!(ring.since(4).gone, "5 was not fetched");
-        ring.merge_fetched(9, Vec::new());
-        assert!(!ring.since(5).gone, "up to date: nothing changes");
-        ring.merge_fetched(12, Vec::new());
-        assert!(ring.since(9).gone, "10 to 12 were missed");
-        assert!(!ring.since(12).gone);
+        assert_eq!(replay.head, at(9));
+        assert!(ring.since(at(4)).gone, "5 was not fetched");
+        ring.merge_fetched(at(9), Vec::new());
+        assert!(!ring.since(at(5)).gone, "up to date: nothing changes");
+        ring.merge_fetched(at(12), Vec::new());
+        assert!(ring.since(at(9)).gone, "10 to 12 were missed");
+        assert!(!ring.since(at(12)).gone);
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod registry;
 pub mod remote;
 pub mod user_destination;
 
-use crate::stomp::{Headers, PreparedMessage};
+use crate::stomp::{Headers, Position, PreparedMessage};
 use bytes::Bytes;
 use destination::{DestinationError, Pattern, Prefixes};
 use history::History;
@@ -188,14 +188,14 @@ impl Broker {
         destination: &str,
         headers: &Headers,
         body: Bytes,
-        seq: Option<u64>,
+        seq: Option<Position>,
     ) -> Arc<PreparedMessage> {
         let message_id = self.inner.next_message_id.fetch_add(1, Ordering::Relaxed);
         let mut message_headers = Headers::with_capacity(headers.len() + 3);
         message_headers.push("destination", destination);
         message_headers.push("message-id", itoa::Buffer::new().format(message_id));
         if let Some(seq) = seq {
-            message_headers.push("seq", itoa::Buffer::new().format(seq));
+            message_headers.push("seq", seq.to_string());
         }
         for (name, value) in headers.iter() {
             let owned_by_broker =
@@ -214,7 +214,7 @@ impl Broker {
     /// Delivers to this node's subscribers, numbering the message when its
     /// destination keeps history.
     fn fan_out(&self, key: &str, destination: &str, headers: &Headers, body: Bytes) -> usize {
-        let build = |seq: Option<u64>| self.prepare(destination, headers, body.clone(), seq);
+        let build = |seq: Option<Position>| self.prepare(destination, headers, body.clone(), seq);
         let deliveries = match self.inner.history.ring(key) {
             // Under the destination's lock, so a replaying subscriber sees each
             // message exactly once: in its replay or live, never both or neither.
@@ -256,13 +256,13 @@ impl Broker {
     }
 
     /// Registers `subscription` after queueing the history it missed since
-    /// sequence number `since` (exact destinations with history only). Returns
-    /// the destination's newest sequence number when it keeps history.
+    /// position `since` (exact destinations with history only). Returns the
+    /// destination's newest position when it keeps history.
     pub fn subscribe_replaying(
         &self,
         subscription: Arc<Subscription>,
-        since: Option<u64>,
-    ) -> Result<Option<u64>, DestinationError> {
+        since: Option<Position>,
+    ) -> Result<Option<Position>, DestinationError> {
         let ring = if destination::is_pattern(&subscription.destination) {
             None
         } else {
@@ -297,8 +297,8 @@ impl Broker {
         Ok(Some(head))
     }
 
-    /// The newest history sequence number of `destination`, if it keeps history.
-    pub fn history_head(&self, destination: &str) -> Option<u64> {
+    /// The newest history position of `destination`, if it keeps history.
+    pub fn history_head(&self, destination: &str) -> Option<Position> {
         let ring = self.inner.history.ring(destination)?;
         let head = ring.lock().unwrap_or_else(|p| p.into_inner()).head();
         Some(head)

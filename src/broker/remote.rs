@@ -49,7 +49,7 @@ pub struct NotLive {
 /// One message of a destination's shared history.
 #[derive(Debug, Clone)]
 pub struct SharedMessage {
-    pub seq: u64,
+    pub position: crate::stomp::Position,
     pub published_ms: u64,
     pub headers: Headers,
     pub body: Bytes,
@@ -58,8 +58,9 @@ pub struct SharedMessage {
 /// What the shared store holds of a destination after a position.
 #[derive(Debug, Clone)]
 pub struct SharedHistory {
-    /// The destination's newest number when it was read.
-    pub head: u64,
+    /// The destination's newest position when it was read (no epoch: the
+    /// store holds nothing for it).
+    pub head: crate::stomp::Position,
     /// Some messages after the position are no longer kept.
     pub gone: bool,
     /// Oldest first.

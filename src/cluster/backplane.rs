@@ -6,10 +6,12 @@
 //! Each connection runs four tasks; the first to fail ends the connection,
 //! and the node serves local subscribers alone until the next one is up.
 
+use super::accounting::{Arrivals, Numbering};
 use super::channels::{Channel, Target};
-use super::envelope::{self, Envelope, Inbound};
+use super::envelope::{self, Envelope, Inbound, Origin};
 use super::{Cluster, ClusterError, Forward, Local, lock};
 use crate::broker::remote::RemoteMessage;
+use crate::stomp::Epoch;
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use std::collections::HashMap;
@@ -22,11 +24,16 @@ use tokio_util::sync::CancellationToken;
 
 /// Numbers, stores and publishes a message of a destination with history, in
 /// one step, so every node sees the numbers in the order Redis assigned them.
-/// KEYS: sequence, history list, channel. ARGV: preamble head, frame tail,
-/// messages to keep, TTL in ms.
+/// The first message of a destination (ever, or since Redis lost its data or
+/// the history expired) sets the epoch to the publisher's candidate, so
+/// numbers that start again at 1 are never mistaken for old ones.
+/// KEYS: position hash (`n` last number, `e` epoch), history list, channel.
+/// ARGV: preamble head, frame tail, messages to keep, TTL in ms, epoch candidate.
 const PUBLISH_WITH_HISTORY: &str = r"
-local seq = redis.call('INCR', KEYS[1])
-local payload = ARGV[1] .. seq .. ARGV[2]
+local seq = redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('HSETNX', KEYS[1], 'e', ARGV[5])
+local epoch = redis.call('HGET', KEYS[1], 'e')
+local payload = ARGV[1] .. epoch .. '-' .. seq .. ARGV[2]
 redis.call('RPUSH', KEYS[2], payload)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -195,6 +202,17 @@ async fn serve(
 ) -> String {
     *lock(&cluster.link) = Some(link.clone());
     local.broker.restart_shared_numbering();
+    // Interest that ended during the outage was never unsubscribed: gaps on
+    // those channels are not losses.
+    {
+        let interest = lock(&cluster.interest);
+        lock(&cluster.inbound).arrivals.retain(|name| {
+            cluster
+                .names
+                .channel(name)
+                .is_some_and(|channel| interest.wants(&channel))
+        });
+    }
     let mut tasks: JoinSet<String> = JoinSet::new();
     tasks.spawn(forward_outbox(
         cluster.clone(),
@@ -204,12 +222,11 @@ async fn serve(
     tasks.spawn(follow_interest(cluster.clone(), sink));
     tasks.spawn(refresh_registry(cluster.clone(), link.connection.clone()));
     cluster.set_up();
-    let mut inbound = InboundState::default();
     let reason = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break "shutting down".to_owned(),
             message = stream.next() => match message {
-                Some(message) => inbound.handle(cluster, local, &message),
+                Some(message) => handle_inbound(cluster, local, &message),
                 None => break "the subscription connection closed".to_owned(),
             },
             failed = tasks.join_next() => {
@@ -222,6 +239,13 @@ async fn serve(
         }
     };
     tasks.shutdown().await;
+    // A publish cut off before Redis answered may or may not have reached it:
+    // counted as failed, and receivers count what they missed of it.
+    let cut_off = cluster.in_flight.swap(0, Ordering::AcqRel);
+    cluster
+        .counters
+        .dropped_failed
+        .fetch_add(cut_off, Ordering::Relaxed);
     reason
 }
 
@@ -232,26 +256,34 @@ async fn forward_outbox(
 ) -> String {
     let mut outbox = outbox.lock().await;
     let mut batch = Vec::with_capacity(256);
-    let mut origin_seq = 0u64;
     loop {
         if outbox.recv_many(&mut batch, 256).await == 0 {
             return "the outbox closed".into();
         }
         let mut pipe = redis::pipe();
         let published_ms = now_ms();
-        for message in batch.drain(..) {
-            origin_seq += 1;
-            add_to_pipeline(
-                &cluster,
-                &link,
-                &mut pipe,
-                message,
-                origin_seq,
-                published_ms,
-            );
+        {
+            let mut numbering = lock(&cluster.numbering);
+            for message in batch.drain(..) {
+                let origin_seq = numbering.next_origin();
+                add_to_pipeline(
+                    &cluster,
+                    &link,
+                    &mut pipe,
+                    &mut numbering,
+                    message,
+                    origin_seq,
+                    published_ms,
+                );
+            }
         }
         let count = pipe.len() as u64;
-        if let Err(error) = pipe.exec_async(&mut link.connection).await {
+        cluster.in_flight.store(count, Ordering::Release);
+        let published = pipe.exec_async(&mut link.connection).await;
+        // Whoever takes the count back accounts for the batch: here, or
+        // `serve` if this task is cut off first.
+        let count = cluster.in_flight.swap(0, Ordering::AcqRel);
+        if let Err(error) = published {
             cluster
                 .counters
                 .dropped_failed
@@ -269,11 +301,20 @@ fn add_to_pipeline(
     cluster: &Cluster,
     link: &CommandLink,
     pipe: &mut redis::Pipeline,
+    numbering: &mut Numbering,
     message: Forward,
     origin_seq: u64,
     published_ms: u64,
 ) {
     let names = &cluster.names;
+    let origin = |channel_seq, delivered_at_origin| Origin {
+        node: &cluster.node,
+        instance: cluster.instance,
+        origin_seq,
+        channel_seq,
+        delivered_at_origin,
+        published_ms,
+    };
     match message {
         Forward::Message(RemoteMessage {
             key,
@@ -282,13 +323,8 @@ fn add_to_pipeline(
             delivered_locally,
             history,
         }) => {
-            let head = envelope::preamble_head(
-                &cluster.node,
-                cluster.instance,
-                origin_seq,
-                delivered_locally,
-                published_ms,
-            );
+            let channel = names.destination(&key);
+            let head = envelope::preamble_head(origin(numbering.next(&channel), delivered_locally));
             let tail = envelope::frame_tail(&key, &headers, &body);
             match history {
                 Some(keep) => {
@@ -297,21 +333,19 @@ fn add_to_pipeline(
                         .arg(3)
                         .arg(names.sequence_key(&key))
                         .arg(names.history_key(&key))
-                        .arg(names.destination(&key))
+                        .arg(channel)
                         .arg(head)
                         .arg(&tail[..])
                         .arg(keep.max(1))
                         .arg(cluster.config.history_ttl_ms)
+                        .arg(Epoch::fresh(cluster.instance).to_string())
                         .ignore();
                 }
                 None => {
                     let mut payload = head.into_bytes();
                     payload.push(b'0');
                     payload.extend_from_slice(&tail);
-                    pipe.cmd("PUBLISH")
-                        .arg(names.destination(&key))
-                        .arg(payload)
-                        .ignore();
+                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
                 }
             }
         }
@@ -321,20 +355,12 @@ fn add_to_pipeline(
             headers,
             body,
         } => {
-            let mut payload = envelope::preamble_head(
-                &cluster.node,
-                cluster.instance,
-                origin_seq,
-                true,
-                published_ms,
-            )
-            .into_bytes();
+            let channel = names.user(&user);
+            let mut payload =
+                envelope::preamble_head(origin(numbering.next(&channel), true)).into_bytes();
             payload.push(b'0');
             payload.extend_from_slice(&envelope::frame_tail(&destination, &headers, &body));
-            pipe.cmd("PUBLISH")
-                .arg(names.user(&user))
-                .arg(payload)
-                .ignore();
+            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
         }
     }
 }
@@ -377,6 +403,14 @@ async fn follow_interest(cluster: Arc<Cluster>, mut sink: PubSubSink) -> String 
                 .filter(|channel| interest.withdraw_if_unwanted(channel))
                 .collect()
         };
+        {
+            let mut inbound = lock(&cluster.inbound);
+            for channel in &leaving {
+                inbound
+                    .arrivals
+                    .forget(&cluster.names.redis_name(channel).0);
+            }
+        }
         for (channels, pattern) in by_kind(leaving) {
             let names = redis_names(&cluster, &channels);
             let done = if pattern {
@@ -449,61 +483,17 @@ async fn remove_registry_entry(cluster: &Cluster) {
     }
 }
 
-/// The last origin sequence number seen per sending process.
-#[derive(Default)]
-struct InboundState {
-    /// By instance: random per process, so a node id reused after a restart starts afresh.
+/// What this node knows of what it received: kept across connections, so
+/// repeats are dropped and losses across an outage are counted.
+#[derive(Debug, Default)]
+pub(super) struct InboundState {
+    /// The last origin sequence number by instance: random per process, so a
+    /// node id reused after a restart starts afresh.
     last_seen: HashMap<u64, u64>,
+    pub arrivals: Arrivals,
 }
 
 impl InboundState {
-    fn handle(&mut self, cluster: &Cluster, local: &Local, message: &redis::Msg) {
-        let envelope = match envelope::decode(message.get_payload_bytes()) {
-            Ok(Inbound::Message(envelope)) => envelope,
-            Ok(Inbound::Marker(token)) => {
-                if let Some(waiter) = lock(&cluster.markers).remove(&token) {
-                    let _ = waiter.send(());
-                }
-                return;
-            }
-            Err(error) => {
-                let seen = cluster.counters.invalid.fetch_add(1, Ordering::Relaxed);
-                if seen.is_multiple_of(1000) {
-                    tracing::warn!(channel = message.get_channel_name(), %error, "ignored a message on a cluster channel");
-                }
-                return;
-            }
-        };
-        if !self.is_new(&envelope) {
-            return;
-        }
-        let own = envelope.node == cluster.node && envelope.instance == cluster.instance;
-        if own && envelope.delivered_at_origin {
-            return;
-        }
-        cluster.counters.received.fetch_add(1, Ordering::Relaxed);
-        let Envelope {
-            destination,
-            headers,
-            body,
-            seq,
-            ..
-        } = envelope;
-        match cluster.names.target(message.get_channel_name()) {
-            Some(Target::Destination(key)) if key == destination => {
-                local.broker.deliver_from_cluster(key, &headers, body, seq);
-            }
-            Some(Target::User(user)) => {
-                local
-                    .users
-                    .deliver_to_user_here(user, &destination, &headers, body);
-            }
-            _ => {
-                cluster.counters.invalid.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
     /// A publish reaches a node once per matching subscription (a channel and
     /// a pattern); origins number their messages in sending order, so anything
     /// not above the last number seen from that origin is a repeat.
@@ -514,5 +504,65 @@ impl InboundState {
         }
         *last = envelope.origin_seq;
         true
+    }
+}
+
+fn handle_inbound(cluster: &Cluster, local: &Local, message: &redis::Msg) {
+    let envelope = match envelope::decode(message.get_payload_bytes()) {
+        Ok(Inbound::Message(envelope)) => envelope,
+        Ok(Inbound::Marker(token)) => {
+            if let Some(waiter) = lock(&cluster.markers).remove(&token) {
+                let _ = waiter.send(());
+            }
+            return;
+        }
+        Err(error) => {
+            let seen = cluster.counters.invalid.fetch_add(1, Ordering::Relaxed);
+            if seen.is_multiple_of(1000) {
+                tracing::warn!(channel = message.get_channel_name(), %error, "ignored a message on a cluster channel");
+            }
+            return;
+        }
+    };
+    let channel = message.get_channel_name();
+    {
+        let mut inbound = lock(&cluster.inbound);
+        if !inbound.is_new(&envelope) {
+            return;
+        }
+        let own = envelope.node == cluster.node && envelope.instance == cluster.instance;
+        if own && envelope.delivered_at_origin {
+            return;
+        }
+        let missed = inbound.arrivals.arrived(
+            envelope.instance,
+            channel,
+            envelope.channel_seq,
+            !message.from_pattern(),
+        );
+        if missed > 0 {
+            cluster.counters.missed.fetch_add(missed, Ordering::Relaxed);
+        }
+    }
+    cluster.counters.received.fetch_add(1, Ordering::Relaxed);
+    let Envelope {
+        destination,
+        headers,
+        body,
+        seq,
+        ..
+    } = envelope;
+    match cluster.names.target(channel) {
+        Some(Target::Destination(key)) if key == destination => {
+            local.broker.deliver_from_cluster(key, &headers, body, seq);
+        }
+        Some(Target::User(user)) => {
+            local
+                .users
+                .deliver_to_user_here(user, &destination, &headers, body);
+        }
+        _ => {
+            cluster.counters.invalid.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }

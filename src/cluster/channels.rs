@@ -69,6 +69,15 @@ impl Names {
         }
     }
 
+    /// The channel a Redis channel name stands for (not patterns: their
+    /// messages arrive on the concrete channel's name).
+    pub fn channel(&self, name: &str) -> Option<Channel> {
+        Some(match self.target(name)? {
+            Target::Destination(key) => Channel::Destination(key.to_owned()),
+            Target::User(user) => Channel::User(user.to_owned()),
+        })
+    }
+
     pub fn target<'a>(&self, channel: &'a str) -> Option<Target<'a>> {
         let rest = channel.strip_prefix(self.prefix.as_str())?;
         if let Some(key) = rest.strip_prefix("d:") {
@@ -77,9 +86,10 @@ impl Names {
         rest.strip_prefix("u:").map(Target::User)
     }
 
-    /// The counter that numbers a destination's messages for replay.
+    /// The hash that numbers a destination's messages for replay and names
+    /// the epoch of those numbers.
     pub fn sequence_key(&self, key: &str) -> String {
-        format!("{}seq:{key}", self.prefix)
+        format!("{}pos:{key}", self.prefix)
     }
 
     /// The list holding a destination's last messages.

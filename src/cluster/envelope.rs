@@ -2,16 +2,18 @@
 //! then the message itself as a STOMP frame, so headers and bodies keep the
 //! escaping and binary safety of the wire format.
 //!
-//! `S1 <node> <instance> <origin-seq> <delivered-at-origin> <published-ms> <seq>\n<frame>`,
-//! where `seq` is the destination's history number, or 0 without history. The
-//! history script writes `seq` itself, so it is the last field. A fetch marker
-//! (see `replay`) is `S1m <token>`.
+//! `S2 <node> <instance> <origin-seq> <run>:<channel-seq> <delivered-at-origin> <published-ms> <position>\n<frame>`,
+//! where `channel-seq` numbers the origin's messages on that Redis channel (in
+//! numbering `run`), so a receiver can count what it missed, and `position`
+//! is the destination's history position (`<epoch>-<n>`), or 0 without
+//! history. The history script writes `position` itself, so it is the last
+//! field. A fetch marker (see `replay`) is `S2m <token>`.
 
-use crate::stomp::{Command, Decoded, Decoder, Headers, Limits, Version, encode_message};
+use crate::stomp::{Command, Decoded, Decoder, Headers, Limits, Position, Version, encode_message};
 use bytes::{Bytes, BytesMut};
 
-const VERSION: &str = "S1";
-const MARKER_PREFIX: &[u8] = b"S1m ";
+const VERSION: &str = "S2";
+const MARKER_PREFIX: &[u8] = b"S2m ";
 
 /// A message as it left its origin node.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,10 +23,12 @@ pub struct Envelope {
     pub instance: u64,
     /// Numbers every message one process forwards, in forwarding order.
     pub origin_seq: u64,
+    /// Numbers the origin's messages on one channel: a jump is a loss.
+    pub channel_seq: ChannelSeq,
     /// The origin already delivered to its own subscribers.
     pub delivered_at_origin: bool,
     pub published_ms: u64,
-    pub seq: Option<u64>,
+    pub seq: Option<Position>,
     /// The destination as the frame carries it (user destinations: `/queue/x`).
     pub destination: String,
     pub headers: Headers,
@@ -47,16 +51,37 @@ pub enum EnvelopeError {
     Frame(String),
 }
 
-/// The preamble up to (not including) `seq`, which the history script appends.
-pub fn preamble_head(
-    node: &str,
-    instance: u64,
-    origin_seq: u64,
-    delivered_at_origin: bool,
-    published_ms: u64,
-) -> String {
+/// An origin's number for a message on one channel. `run` changes when the
+/// origin starts numbering afresh (a restart, or its table of channels full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelSeq {
+    pub run: u64,
+    pub seq: u64,
+}
+
+/// Who sent a message and when: the preamble's fields before `position`.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub node: &'a str,
+    pub instance: u64,
+    pub origin_seq: u64,
+    pub channel_seq: ChannelSeq,
+    pub delivered_at_origin: bool,
+    pub published_ms: u64,
+}
+
+/// The preamble up to (not including) `position`, which the history script appends.
+pub fn preamble_head(origin: Origin<'_>) -> String {
+    let Origin {
+        node,
+        instance,
+        origin_seq,
+        channel_seq: ChannelSeq { run, seq },
+        delivered_at_origin,
+        published_ms,
+    } = origin;
     let local = u8::from(delivered_at_origin);
-    format!("{VERSION} {node} {instance:x} {origin_seq} {local} {published_ms} ")
+    format!("{VERSION} {node} {instance:x} {origin_seq} {run:x}:{seq} {local} {published_ms} ")
 }
 
 /// `\n` and the frame: what follows `seq`.
@@ -104,13 +129,30 @@ pub fn decode(payload: &[u8]) -> Result<Inbound, EnvelopeError> {
             .map_err(|_| EnvelopeError::Preamble(name))
     };
     let origin_seq = number(next("origin-seq")?, "origin-seq")?;
+    let channel_seq = next("channel-seq")?
+        .split_once(':')
+        .and_then(|(run, seq)| {
+            Some(ChannelSeq {
+                run: u64::from_str_radix(run, 16).ok()?,
+                seq: seq.parse().ok()?,
+            })
+        })
+        .ok_or(EnvelopeError::Preamble("channel-seq"))?;
     let delivered_at_origin = match next("delivered")? {
         "0" => false,
         "1" => true,
         _ => return Err(EnvelopeError::Preamble("delivered")),
     };
     let published_ms = number(next("published")?, "published")?;
-    let seq = number(next("seq")?, "seq")?;
+    let seq = match next("position")? {
+        "0" => None,
+        text => Some(
+            text.parse::<Position>()
+                .ok()
+                .filter(|position| position.epoch.is_known())
+                .ok_or(EnvelopeError::Preamble("position"))?,
+        ),
+    };
     let mut decoder = Decoder::new(limits());
     decoder.set_version(Version::V1_2);
     decoder.feed(&payload[newline + 1..]);
@@ -127,9 +169,10 @@ pub fn decode(payload: &[u8]) -> Result<Inbound, EnvelopeError> {
         node,
         instance,
         origin_seq,
+        channel_seq,
         delivered_at_origin,
         published_ms,
-        seq: (seq > 0).then_some(seq),
+        seq,
         destination,
         headers: frame.headers,
         body: frame.body,
@@ -140,12 +183,20 @@ pub fn decode(payload: &[u8]) -> Result<Inbound, EnvelopeError> {
 mod tests {
     use super::*;
 
-    fn payload(seq: u64) -> Vec<u8> {
+    fn payload(position: &str) -> Vec<u8> {
         let mut headers = Headers::new();
         headers.push("content-type", "text/plain");
         headers.push("x:odd", "line\nbreak");
-        let mut bytes = preamble_head("n-1", 0xabc, 7, true, 1234).into_bytes();
-        bytes.extend_from_slice(seq.to_string().as_bytes());
+        let mut bytes = preamble_head(Origin {
+            node: "n-1",
+            instance: 0xabc,
+            origin_seq: 7,
+            channel_seq: ChannelSeq { run: 0xf00, seq: 3 },
+            delivered_at_origin: true,
+            published_ms: 1234,
+        })
+        .into_bytes();
+        bytes.extend_from_slice(position.as_bytes());
         bytes.extend_from_slice(&frame_tail(
             "/topic/a",
             &headers,
@@ -156,18 +207,19 @@ mod tests {
 
     #[test]
     fn round_trips_headers_and_binary_bodies() {
-        let Inbound::Message(envelope) = decode(&payload(42)).unwrap() else {
+        let Inbound::Message(envelope) = decode(&payload("e1-42")).unwrap() else {
             panic!("not a message")
         };
         assert_eq!(envelope.node, "n-1");
         assert_eq!(envelope.instance, 0xabc);
         assert_eq!(envelope.origin_seq, 7);
         assert!(envelope.delivered_at_origin);
-        assert_eq!(envelope.seq, Some(42));
+        assert_eq!(envelope.channel_seq, ChannelSeq { run: 0xf00, seq: 3 });
+        assert_eq!(envelope.seq, Some("e1-42".parse().unwrap()));
         assert_eq!(envelope.destination, "/topic/a");
         assert_eq!(envelope.headers.get("x:odd"), Some("line\nbreak"));
         assert_eq!(&envelope.body[..], b"hi\0there");
-        let Inbound::Message(plain) = decode(&payload(0)).unwrap() else {
+        let Inbound::Message(plain) = decode(&payload("0")).unwrap() else {
             panic!()
         };
         assert_eq!(plain.seq, None);
@@ -180,16 +232,24 @@ mod tests {
             Ok(Inbound::Marker(0xbeef))
         );
         assert_eq!(decode(b"hello"), Err(EnvelopeError::Foreign));
-        assert_eq!(decode(b"S2 x\n"), Err(EnvelopeError::Foreign));
+        assert_eq!(decode(b"S1 x\n"), Err(EnvelopeError::Foreign));
         assert!(matches!(
-            decode(b"S1 n zz 1 1 1 0\n"),
+            decode(b"S2 n zz 1 a:1 1 1 0\n"),
             Err(EnvelopeError::Preamble(_))
         ));
         assert!(matches!(
-            decode(b"S1 n a 1 1 1 0\nNOPE\n\n\0"),
+            decode(b"S2 n a 1 1 1 1 0\n"),
+            Err(EnvelopeError::Preamble("channel-seq"))
+        ));
+        assert!(matches!(
+            decode(&payload("5")),
+            Err(EnvelopeError::Preamble("position"))
+        ));
+        assert!(matches!(
+            decode(b"S2 n a 1 a:1 1 1 0\nNOPE\n\n\0"),
             Err(EnvelopeError::Frame(_))
         ));
-        let mut truncated = payload(1);
+        let mut truncated = payload("e1-1");
         truncated.truncate(truncated.len() - 3);
         assert!(decode(&truncated).is_err());
     }

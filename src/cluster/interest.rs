@@ -67,6 +67,10 @@ impl Interest {
         self.confirmed.remove(channel)
     }
 
+    pub fn wants(&self, channel: &Channel) -> bool {
+        self.wanted.get(channel).is_some_and(|count| *count > 0)
+    }
+
     pub fn is_confirmed(&self, channel: &Channel) -> bool {
         self.confirmed.contains(channel)
     }

@@ -4,6 +4,7 @@
 //! (`backplane`) deliver what other nodes publish. Off unless `[cluster]` says
 //! `backend = "redis"`.
 
+mod accounting;
 mod backplane;
 pub mod channels;
 pub mod envelope;
@@ -102,6 +103,9 @@ pub struct Counters {
     pub dropped_queue_full: AtomicU64,
     /// Lost with a Redis request that failed.
     pub dropped_failed: AtomicU64,
+    /// Messages of other nodes this node never got, seen as gaps in their
+    /// numbering of a channel it listens to (see `accounting`).
+    pub missed: AtomicU64,
     /// Inbound payloads that were not stomphub messages.
     pub invalid: AtomicU64,
     pub outages: AtomicU64,
@@ -129,6 +133,13 @@ pub struct Cluster {
     confirmations: watch::Sender<u64>,
     markers: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     link: Mutex<Option<backplane::CommandLink>>,
+    /// Per-channel numbers of what this node forwards, kept across connections.
+    numbering: Mutex<accounting::Numbering>,
+    /// What this node received, per origin and channel, kept across connections.
+    inbound: Mutex<backplane::InboundState>,
+    /// Messages of the publish under way: counted as failed if the connection
+    /// ends before Redis answers.
+    in_flight: AtomicU64,
     /// The Redis server of the current (or last) connection attempt.
     server: Mutex<String>,
     snapshot: std::sync::OnceLock<Box<dyn Fn() -> NodeSnapshot + Send + Sync>>,
@@ -185,6 +196,9 @@ impl Cluster {
             confirmations: watch::Sender::new(0),
             markers: Mutex::new(HashMap::new()),
             link: Mutex::new(None),
+            numbering: Mutex::default(),
+            inbound: Mutex::default(),
+            in_flight: AtomicU64::new(0),
             server: Mutex::new(String::new()),
             snapshot: std::sync::OnceLock::new(),
         }))
@@ -305,6 +319,7 @@ impl Cluster {
             "dropped_while_down": load(&c.dropped_while_down),
             "dropped_queue_full": load(&c.dropped_queue_full),
             "dropped_failed": load(&c.dropped_failed),
+            "missed": load(&c.missed),
             "invalid": load(&c.invalid),
         })
     }

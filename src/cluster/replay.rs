@@ -16,16 +16,23 @@ use super::channels::Channel;
 use super::envelope::{self, Inbound};
 use super::{Cluster, ClusterError, lock, random_u64};
 use crate::broker::remote::{SharedHistory, SharedMessage};
+use crate::stomp::{Epoch, Position};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::oneshot;
 
-/// KEYS: sequence, history list, channel. ARGV: position (`-` for none), marker.
-/// Returns {head, gone, payloads after the position}.
+/// KEYS: position hash, history list, channel. ARGV: number after which to
+/// read (`-` for none), marker, the epoch of that number (empty for none).
+/// Returns {head, gone, payloads after the position, epoch}; a number of
+/// another epoch reads everything kept.
 pub(super) const FETCH_HISTORY: &str = r"
-local head = tonumber(redis.call('GET', KEYS[1]) or '0')
+local head = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local epoch = redis.call('HGET', KEYS[1], 'e') or ''
 local after = head
-if ARGV[1] ~= '-' then after = tonumber(ARGV[1]) end
+if ARGV[1] ~= '-' then
+  after = tonumber(ARGV[1])
+  if ARGV[3] ~= epoch then after = 0 end
+end
 local entries = {}
 local gone = 0
 if after < head then
@@ -38,7 +45,7 @@ if after < head then
   entries = redis.call('LRANGE', KEYS[2], start, -1)
 end
 redis.call('PUBLISH', KEYS[3], ARGV[2])
-return {head, gone, entries}
+return {head, gone, entries, epoch}
 ";
 
 /// Holds a channel subscription while a replaying subscriber is set up.
@@ -88,7 +95,7 @@ impl Cluster {
     pub async fn prepare_replay(
         self: &Arc<Self>,
         key: &str,
-        after: Option<u64>,
+        after: Option<Position>,
     ) -> Result<(Lease, SharedHistory), ClusterError> {
         if !self.is_up() {
             return Err(ClusterError::Down);
@@ -99,14 +106,21 @@ impl Cluster {
         let (marker_back, marker) = oneshot::channel();
         lock(&self.markers).insert(token, marker_back);
         let read = async {
-            let reply: (u64, u64, Vec<Vec<u8>>) = redis::cmd("EVALSHA")
+            let reply: (u64, u64, Vec<Vec<u8>>, String) = redis::cmd("EVALSHA")
                 .arg(&link.fetch_sha)
                 .arg(3)
                 .arg(self.names.sequence_key(key))
                 .arg(self.names.history_key(key))
                 .arg(self.names.destination(key))
-                .arg(after.map_or_else(|| "-".to_owned(), |after| after.to_string()))
+                .arg(after.map_or_else(|| "-".to_owned(), |after| after.seq.to_string()))
                 .arg(envelope::marker(token))
+                .arg(after.map_or_else(String::new, |after| {
+                    if after.epoch.is_known() {
+                        after.epoch.to_string()
+                    } else {
+                        String::new()
+                    }
+                }))
                 .query_async(&mut link.connection)
                 .await?;
             tokio::time::timeout(self.command_timeout(), marker)
@@ -117,12 +131,13 @@ impl Cluster {
         }
         .await;
         lock(&self.markers).remove(&token);
-        let (head, gone, payloads) = read?;
+        let (head, gone, payloads, epoch) = read?;
+        let epoch = Epoch::from_hex(&epoch).unwrap_or(Epoch::NONE);
         let mut messages = Vec::with_capacity(payloads.len());
         for payload in payloads {
             match envelope::decode(&payload) {
                 Ok(Inbound::Message(envelope)) => messages.push(SharedMessage {
-                    seq: envelope.seq.unwrap_or_default(),
+                    position: envelope.seq.unwrap_or_default(),
                     published_ms: envelope.published_ms,
                     headers: envelope.headers,
                     body: envelope.body,
@@ -135,7 +150,7 @@ impl Cluster {
         Ok((
             lease,
             SharedHistory {
-                head,
+                head: Position::new(epoch, head),
                 gone: gone != 0,
                 messages,
             },

@@ -73,7 +73,11 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
             config.stomp.broker_prefixes.clone(),
         ),
         app.publish_hooks(),
-        History::new(history_rules(config)?),
+        if config.cluster.enabled() {
+            History::shared(history_rules(config)?)
+        } else {
+            History::new(history_rules(config)?)
+        },
         remote,
     );
     let limits = &config.limits;

@@ -58,7 +58,7 @@ pub enum SessionError {
     BadUserDestination(String),
     #[error("{0}")]
     Template(String),
-    #[error("invalid since header {0:?}: expected a sequence number from a MESSAGE's seq header")]
+    #[error("invalid since header {0:?}: expected a position from a MESSAGE's seq header (or 0)")]
     BadSince(String),
     #[error("no subscribe mapping for application destination {0:?}")]
     NoSubscribeMapping(String),

@@ -692,7 +692,7 @@ impl Session {
         let since = match frame.get("since") {
             None => None,
             Some(text) => Some(
-                text.parse::<u64>()
+                text.parse::<crate::stomp::Position>()
                     .map_err(|_| SessionError::BadSince(text.to_owned()))?,
             ),
         };

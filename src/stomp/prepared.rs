@@ -3,6 +3,7 @@
 
 use super::encode::{put_content_length, put_header, put_headers};
 use super::frame::{Command, Headers, Version};
+use super::position::Position;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::sync::OnceLock;
 
@@ -11,8 +12,8 @@ use std::sync::OnceLock;
 pub struct PreparedMessage {
     headers: Headers,
     body: Bytes,
-    /// The destination's history sequence number, when it keeps history.
-    seq: Option<u64>,
+    /// The message's place in its destination's history, when it keeps one.
+    seq: Option<Position>,
     approximate_len: usize,
     /// Shared header lines, `content-length`, the blank line: one per version, built on first use.
     shared_block: [OnceLock<Bytes>; 3],
@@ -34,13 +35,13 @@ impl PreparedMessage {
         }
     }
 
-    /// Records the history sequence number (also sent as a `seq` header by the broker).
-    pub fn with_seq(mut self, seq: u64) -> Self {
+    /// Records the history position (also sent as a `seq` header by the broker).
+    pub fn with_seq(mut self, seq: Position) -> Self {
         self.seq = Some(seq);
         self
     }
 
-    pub fn seq(&self) -> Option<u64> {
+    pub fn seq(&self) -> Option<Position> {
         self.seq
     }
 

@@ -4,8 +4,8 @@
 //! per destination, so limits, events, `/api/sessions` and the slow-consumer
 //! policy are the STOMP ones; only the writer differs: it encodes deliveries as
 //! `text/event-stream`. The event `id` lists, per destination, the last history
-//! sequence number sent (`12.0.7`), so one `Last-Event-ID` positions every
-//! destination of the stream for replay.
+//! position sent (`18c4f2a9e01-12.0.18c4f2a9e01-7`, see [`Position`]), so one
+//! `Last-Event-ID` positions every destination of the stream for replay.
 
 use crate::broker::destination::{self, Route};
 use crate::broker::outbound::Outgoing;
@@ -13,7 +13,7 @@ use crate::broker::user_destination::EVERY_USER_DESTINATION;
 use crate::hub::Hub;
 use crate::session::Flow;
 use crate::session::driver::{CloseReason, Received, Wire, WireError};
-use crate::stomp::{Command, Frame, Version};
+use crate::stomp::{Command, Frame, Position, Version};
 use crate::transport::handshake::Admitted;
 use crate::transport::listener::RemoteAddr;
 use axum::Router;
@@ -50,8 +50,8 @@ fn last_event_id(headers: &HeaderMap, query: &[(String, String)]) -> Option<Stri
 }
 
 /// Positions from a `Last-Event-ID`; `None` when it does not fit these destinations.
-fn parse_positions(id: &str, count: usize) -> Option<Vec<u64>> {
-    let positions: Vec<u64> = id
+fn parse_positions(id: &str, count: usize) -> Option<Vec<Position>> {
+    let positions: Vec<Position> = id
         .split('.')
         .map(|p| p.parse().ok())
         .collect::<Option<_>>()?;
@@ -234,7 +234,7 @@ async fn open(
             subscribe.headers.push("since", from[index].to_string());
         }
         flow = session.handle_after_app(subscribe).await;
-        let head = hub.broker().history_head(destination).unwrap_or(0);
+        let head = hub.broker().history_head(destination).unwrap_or_default();
         positions.push(match &since {
             Some(Some(from)) => from[index],
             _ => head,
@@ -300,8 +300,8 @@ async fn open(
 /// and nothing is ever read; the client leaving shows as the body going away.
 struct SseWire {
     chunks: mpsc::Sender<Bytes>,
-    /// Per destination, the last history number sent: the event `id`.
-    positions: Vec<u64>,
+    /// Per destination, the last history position sent: the event `id`.
+    positions: Vec<Position>,
     event: String,
     keepalive: Duration,
     /// A `broker-error` event was written; the close need not write another.
@@ -336,7 +336,7 @@ fn put_data(body: &[u8], out: &mut BytesMut) {
 async fn load_shared_history(
     hub: &Hub,
     destination: &str,
-    after: Option<u64>,
+    after: Option<Position>,
 ) -> Option<crate::cluster::Lease> {
     let broker = hub.broker();
     let cluster = hub.cluster.as_ref()?;
@@ -373,7 +373,7 @@ impl SseWire {
             if index > 0 {
                 out.put_u8(b'.');
             }
-            out.put_slice(itoa::Buffer::new().format(*position).as_bytes());
+            out.put_slice(position.to_string().as_bytes());
         }
         out.put_u8(b'\n');
     }
@@ -477,7 +477,11 @@ mod tests {
 
     #[test]
     fn last_event_ids_must_fit_the_destinations() {
-        assert_eq!(parse_positions("12.0.7", 3), Some(vec![12, 0, 7]));
+        let at = |text: &str| text.parse::<Position>().unwrap();
+        assert_eq!(
+            parse_positions("a1-12.0.a1-7", 3),
+            Some(vec![at("a1-12"), at("0"), at("a1-7")])
+        );
         assert_eq!(parse_positions("12", 2), None);
         assert_eq!(parse_positions("x", 1), None);
     }
