@@ -37,6 +37,8 @@ pub struct ClusterConfig {
     pub registry_refresh_ms: u64,
     /// First delay before reconnecting to Redis; doubles up to `reconnect_max_ms`.
     pub reconnect_min_ms: u64,
+    /// The longest delay between attempts: it bounds how long cross-node
+    /// messages are still lost after Redis is back.
     pub reconnect_max_ms: u64,
     /// Longest wait for a Redis reply or connection before the backplane counts as down.
     pub command_timeout_ms: u64,
@@ -58,7 +60,7 @@ impl Default for ClusterConfig {
             registry_ttl_ms: 10_000,
             registry_refresh_ms: 2_000,
             reconnect_min_ms: 100,
-            reconnect_max_ms: 5_000,
+            reconnect_max_ms: 500,
             command_timeout_ms: 2_000,
             max_pending_publishes: 65_536,
             history_ttl_ms: 86_400_000,
