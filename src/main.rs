@@ -42,6 +42,10 @@ struct ConfigArgs {
     // `stomphub --config x check-config` checking the defaults.
     #[arg(long, short, global = true, env = "STOMPHUB_CONFIG")]
     config: Option<PathBuf>,
+    /// This node's name in a cluster, overriding `cluster.node_id`: nodes
+    /// can then share one configuration file.
+    #[arg(long, global = true, env = "STOMPHUB_NODE_ID")]
+    node_id: Option<String>,
 }
 
 impl ConfigArgs {
@@ -64,13 +68,17 @@ struct ServeArgs {
 }
 
 fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
-    match args.path() {
-        Some(path) => Config::load(path),
+    let mut config = match args.path() {
+        Some(path) => Config::load(path)?,
         None => {
             tracing::info!("no ./{DEFAULT_CONFIG}; using built-in defaults");
-            Ok(Config::default())
+            Config::default()
         }
+    };
+    if let Some(node_id) = &args.node_id {
+        config.set_node_id(node_id)?;
     }
+    Ok(config)
 }
 
 fn main() -> ExitCode {

@@ -455,3 +455,52 @@ fn a_configured_cap_above_the_open_file_limit_is_a_warning() {
     let answer = request_head(&mut stats, "/api/stats", true);
     assert!(answer.contains("\"max_connections\":5000"), "{answer}");
 }
+
+#[test]
+fn relative_paths_are_read_from_the_config_files_folder_and_node_ids_come_from_outside() {
+    let dir = std::env::temp_dir().join(format!("stomphub-relative-{}", std::process::id()));
+    let conf = dir.join("conf");
+    std::fs::create_dir_all(conf.join("site")).expect("folders");
+    std::fs::write(
+        conf.join("jwt.secret"),
+        "a shared secret of quite some length",
+    )
+    .expect("secret");
+    std::fs::write(
+        conf.join("cluster.toml"),
+        "[server]\nweb_root = \"site\"\n\n[auth.jwt]\nalgorithm = \"HS256\"\nsecret_file = \"jwt.secret\"\n\n\
+         [cluster]\nbackend = \"redis\"\nnode_id = \"from-file\"\n",
+    )
+    .expect("config");
+    // From another working directory: the secret file is found beside the config.
+    let check = |extra: &[&str], env: Option<&str>| {
+        let mut command = stomphub();
+        command
+            .current_dir(&dir)
+            .args(["check-config", "--config", "conf/cluster.toml"])
+            .args(extra);
+        match env {
+            Some(id) => command.env("STOMPHUB_NODE_ID", id),
+            None => command.env_remove("STOMPHUB_NODE_ID"),
+        };
+        run_to_exit(&mut command)
+    };
+    let output = check(&[], None);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("web_root = \"conf/site\""), "{text}");
+    assert!(text.contains("node_id = \"from-file\""), "{text}");
+    let by_flag = check(&["--node-id", "n7"], Some("n8"));
+    assert!(String::from_utf8_lossy(&by_flag.stdout).contains("node_id = \"n7\""));
+    let by_env = check(&[], Some("n8"));
+    assert!(String::from_utf8_lossy(&by_env.stdout).contains("node_id = \"n8\""));
+    let bad = check(&["--node-id", "node one"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("cluster.node_id"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -44,19 +44,24 @@ async fn three_nodes(name: &str, first_back: Option<&str>) -> Cluster {
     let prefix = format!("p{}{name}:", std::process::id());
     let redis_port = common::cluster::free_port();
     let redis = Redis::start_on(redis_port);
+    // One file for every node, as docs/operations.md has it.
+    let shared = node_config("any", redis_port, &prefix, &dir)
+        .replace("node_id = \"any\"\n", "")
+        .replace("reconnect_min_ms = 50\n", "")
+        .replace("reconnect_max_ms = 400\n", "");
+    let shared_path = dir.join("cluster.toml");
+    std::fs::write(&shared_path, &shared).expect("write the shared config");
     let nodes: Vec<Node> = ["n1", "n2", "n3"]
         .iter()
-        .map(|id| {
-            let mut config = node_config(id, redis_port, &prefix, &dir)
-                .replace("reconnect_min_ms = 50\n", "")
-                .replace("reconnect_max_ms = 400\n", "");
-            if first_back == Some(*id) {
-                config = config.replace(
+        .map(|id| match first_back {
+            Some(first) if first == *id => {
+                let own = shared.replace(
                     "[cluster]\n",
-                    "[cluster]\nreconnect_min_ms = 50\nreconnect_max_ms = 50\n",
+                    &format!("[cluster]\nnode_id = \"{id}\"\nreconnect_min_ms = 50\nreconnect_max_ms = 50\n"),
                 );
+                Node::start(&dir, id, &own)
             }
-            Node::start(&dir, id, &config)
+            _ => Node::start_shared(&shared_path, id),
         })
         .collect();
     for node in &nodes {
@@ -64,6 +69,12 @@ async fn three_nodes(name: &str, first_back: Option<&str>) -> Cluster {
             get(node.addr, "/ready").await.status == 200
         })
         .await;
+        let stats = get(node.addr, "/api/stats").await.json();
+        assert_eq!(
+            stats["cluster"]["node"],
+            node.id.as_str(),
+            "named from outside the file"
+        );
     }
     let nginx = Nginx::start(&dir, &[&nodes[0], &nodes[1], &nodes[2]]);
     Cluster {

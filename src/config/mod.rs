@@ -368,21 +368,27 @@ impl Default for WebSocketConfig {
 
 impl Config {
     /// Reads and validates `path`.
+    /// Reads, parses and validates a file. Relative paths in it (`web_root`,
+    /// certificates, keys, secrets) are taken from the file's folder, so the
+    /// same file works whatever the working directory (systemd, containers).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text).map_err(|error| match error {
-            ConfigError::Parse { source, .. } => ConfigError::Parse {
-                path: path.to_owned(),
-                source,
-            },
-            other => other,
-        })
+        let with_path = |source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        };
+        let mut config: Config = toml::from_str(&text).map_err(with_path)?;
+        let written: toml::Table = text.parse().map_err(with_path)?;
+        let folder = path.parent().unwrap_or(Path::new(""));
+        config.resolve_paths(folder, &written);
+        config.validate()?;
+        Ok(config)
     }
 
-    /// Parses and validates TOML text.
+    /// Parses and validates TOML text; relative paths stay as written.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
             path: PathBuf::from("broker.toml"),
@@ -390,6 +396,41 @@ impl Config {
         })?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Makes the relative paths `written` in a file relative to its `folder`.
+    /// A default (`web_root` unset) stays relative to the working directory.
+    fn resolve_paths(&mut self, folder: &Path, written: &toml::Table) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = folder.join(&*path);
+            }
+        };
+        let server_sets_web_root = written
+            .get("server")
+            .and_then(|server| server.get("web_root"))
+            .is_some();
+        if server_sets_web_root {
+            resolve(&mut self.server.web_root);
+        }
+        for tls in [&mut self.server.tls, &mut self.tcp.tls]
+            .into_iter()
+            .flatten()
+        {
+            resolve(&mut tls.cert_file);
+            resolve(&mut tls.key_file);
+        }
+        if let Some(jwt) = &mut self.auth.jwt {
+            jwt.secret_file.iter_mut().for_each(resolve);
+            jwt.public_key_file.iter_mut().for_each(resolve);
+        }
+    }
+
+    /// Names this node in a cluster (`--node-id`, `STOMPHUB_NODE_ID`), so
+    /// every node can share one file.
+    pub fn set_node_id(&mut self, node_id: &str) -> Result<(), ConfigError> {
+        self.cluster.node_id = node_id.to_owned();
+        self.validate()
     }
 
     pub fn to_toml(&self) -> String {

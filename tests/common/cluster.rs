@@ -137,11 +137,30 @@ impl Node {
     pub fn start(dir: &Path, id: &str, config: &str) -> Node {
         let path = dir.join(format!("{id}.toml"));
         std::fs::write(&path, config).expect("write node config");
-        let (child, addr, lines) = super::process::spawn_listening(
+        Node::spawn(
+            id,
             Command::new(env!("CARGO_BIN_EXE_stomphub"))
-                .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+                .arg("--config")
                 .arg(&path),
-        );
+        )
+    }
+
+    /// Starts `stomphub` from a file every node shares, as operations.md
+    /// shows: the node's name comes from `STOMPHUB_NODE_ID`, its port from `--bind`.
+    #[allow(dead_code, reason = "not every test binary calls it")]
+    pub fn start_shared(config: &Path, id: &str) -> Node {
+        Node::spawn(
+            id,
+            Command::new(env!("CARGO_BIN_EXE_stomphub"))
+                .arg("--config")
+                .arg(config)
+                .env("STOMPHUB_NODE_ID", id),
+        )
+    }
+
+    fn spawn(id: &str, command: &mut Command) -> Node {
+        let (child, addr, lines) =
+            super::process::spawn_listening(command.args(["serve", "--bind", "127.0.0.1:0"]));
         let tag = id.to_owned();
         std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
