@@ -32,22 +32,11 @@ echo "==> building the load generator"
 cargo build --release -p stomphub-bench
 BENCH=./target/release/stomphub-bench
 
-# A release binary per commit, each from its own checkout and target directory.
-build_commit() { # name commit
-  local name=$1 commit=$2 dir="target/bench-compare/src-$1"
-  rm -rf "$dir"
-  git worktree remove --force "$dir" 2>/dev/null || true
-  git worktree add --detach "$dir" "$commit" >/dev/null
-  # One target directory for both: dependencies build once.
-  CARGO_TARGET_DIR=target/bench-compare/target cargo build --release -p stomphub \
-    --manifest-path "$dir/Cargo.toml"
-  cp target/bench-compare/target/release/stomphub "$OUT/stomphub-$name"
-  git worktree remove --force "$dir"
-  echo "$name = $(git rev-parse --short "$commit")"
-}
+# shellcheck source=scripts/build-commit.sh
+. scripts/build-commit.sh
 echo "==> building $OLD and $NEW"
-build_commit old "$OLD"
-build_commit new "$NEW"
+build_commit old "$OLD" "$OUT"
+build_commit new "$NEW" "$OUT"
 
 # broker.toml defaults, except the overload limits the load generator would trip,
 # and the demo's price feed, which would publish into the measurement.

@@ -25,4 +25,5 @@ pub mod stats;
 #[path = "../../tests/common/stomp_client.rs"]
 pub mod stomp_client;
 pub mod stomp_tcp;
+pub mod subscribe;
 pub mod subscribers;

@@ -4,7 +4,7 @@
 
 use stomphub_bench::conns::ConnTransport;
 use stomphub_bench::subscribers::SubscriberTransport;
-use stomphub_bench::{client, conns, fanout, p2p, proxy, stats};
+use stomphub_bench::{client, conns, fanout, p2p, proxy, stats, subscribe};
 
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
@@ -70,6 +70,18 @@ enum Scenario {
     /// N sessions sending to an `/app` route answered by an HTTP application
     /// that this generator serves (`[[route]] proxy`); each times its replies.
     Proxy(ProxyArgs),
+    /// SUBSCRIBE-to-RECEIPT latency, for new destinations and for one already
+    /// subscribed, alternating on one connection.
+    Subscribe(SubscribeArgs),
+}
+
+#[derive(Args)]
+struct SubscribeArgs {
+    /// Subscriptions of each kind.
+    #[arg(long, default_value_t = 2_000)]
+    subscriptions: usize,
+    #[arg(long, default_value_t = 60)]
+    max_seconds: u64,
 }
 
 #[derive(Args)]
@@ -260,6 +272,23 @@ fn main() -> ExitCode {
             }))
             .map(|report| {
                 print_conns(&report);
+                serde_json::to_value(report).unwrap_or_default()
+            }),
+        Scenario::Subscribe(args) => runtime
+            .block_on(subscribe::run(subscribe::SubscribeOptions {
+                target,
+                subscriptions: args.subscriptions,
+                max_duration: Duration::from_secs(args.max_seconds),
+            }))
+            .map(|report| {
+                eprintln!(
+                    "subscribe: {} of each kind in {:.2} s",
+                    report.new_destination.samples, report.seconds
+                );
+                eprint!("  new destination:");
+                print_latency(&report.new_destination);
+                eprint!("  existing destination:");
+                print_latency(&report.existing_destination);
                 serde_json::to_value(report).unwrap_or_default()
             }),
         Scenario::Proxy(args) => runtime
