@@ -44,6 +44,9 @@ need_apt openssl openssl
 need_apt redis-server redis-server
 need_apt redis-cli redis-tools
 need_apt nginx nginx
+# tests/metrics.rs scrapes the broker with Prometheus and lints a scrape with promtool.
+# Without recommends: no node exporter or service beside it.
+command -v promtool >/dev/null 2>&1 || apt_install --no-install-recommends prometheus
 cargo --version
 rustup component list --installed 2>/dev/null | grep -qE '^(rustfmt|clippy)' || rustup component add rustfmt clippy
 

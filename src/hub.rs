@@ -12,6 +12,7 @@ use crate::security::connections::Admission;
 use crate::security::origin::OriginPolicy;
 use crate::security::proxies::TrustedProxies;
 use crate::session::Sessions;
+use crate::telemetry::Telemetry;
 use axum::extract::FromRef;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -33,6 +34,8 @@ pub struct Hub {
     /// The backplane to other nodes, with `[cluster]`.
     pub cluster: Option<Arc<Cluster>>,
     pub settings: TransportSettings,
+    /// `GET /metrics`: what connections record, rendered with what is counted elsewhere.
+    pub telemetry: Arc<Telemetry>,
 }
 
 /// Stopping: the shutdown signal, the tasks a graceful stop waits for, and
@@ -53,8 +56,8 @@ pub struct TransportSettings {
     /// How often a transport without STOMP heart-beats (plain WebSocket
     /// endpoints) pings an idle client: `stomp.heartbeat`'s sending interval.
     pub ping_every: Option<std::time::Duration>,
-    /// `api.token`; empty leaves the HTTP API open.
-    pub api_token: String,
+    /// `[api]`: the tokens of the HTTP API and whether it is open to all.
+    pub api: crate::config::ApiConfig,
 }
 
 impl Hub {

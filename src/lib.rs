@@ -4,7 +4,8 @@
 //! # Map of the crate
 //! Layers, each importing only those above it in this list
 //! (`scripts/check-module-graph.py` enforces it):
-//! - `stomp`: frames, the incremental decoder, the encoder, limits, typed errors.
+//! - `stomp`: frames, the incremental decoder, the encoder, limits, typed errors;
+//!   `telemetry`: the Prometheus metrics, below everything that records into them.
 //! - `config`: `broker.toml` as plain serde data with scalar checks.
 //! - `broker`: destinations (including the `/user` syntax), the subscription
 //!   registry, history, outbound queues, publish hooks, and the `Remote` trait
@@ -39,6 +40,7 @@ pub(crate) mod security;
 pub(crate) mod server;
 pub(crate) mod session;
 pub mod stomp;
+pub(crate) mod telemetry;
 pub(crate) mod transport;
 
 #[doc(hidden)]

@@ -6,7 +6,7 @@ mod common {
     pub mod stomp_client;
 }
 
-use common::http::{get, post_json};
+use common::http::{get, post_json, request};
 use common::server::TestServer;
 use common::stomp_client::Client;
 use std::time::Duration;
@@ -215,4 +215,42 @@ async fn stats_and_sessions_describe_the_connected_clients() {
         get(server.addr, "/api/sessions").await.json(),
         serde_json::json!([])
     );
+}
+
+/// Without `[api] token`, writes answer this machine only: a client a trusted
+/// proxy names, or a request an untrusted local proxy forwarded, is refused
+/// with the keys to change; `[api] insecure = true` opens them.
+#[tokio::test]
+async fn without_a_token_writes_answer_loopback_clients_only() {
+    let body = r#"{"destination": "/topic/x", "body": "hi"}"#;
+    let json = ("Content-Type", "application/json");
+    let server = TestServer::start_with(|config| {
+        config.server.trusted_proxies = vec!["127.0.0.2/32".parse().unwrap()];
+    })
+    .await;
+    let local = request(server.addr, "POST", "/api/publish", &[json], body).await;
+    assert_eq!(local.status, 200, "{}", local.body);
+    // nginx on this host, not trusted, forwarding a remote client.
+    let forwarded = [json, ("X-Forwarded-For", "203.0.113.7")];
+    let refused = request(server.addr, "POST", "/api/publish", &forwarded, body).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("[api] token"), "{}", refused.body);
+    assert!(refused.body.contains("[api] insecure"), "{}", refused.body);
+    // A trusted proxy naming a remote client: that client is not local.
+    let through_proxy = common::http::request_from(
+        "127.0.0.2".parse().unwrap(),
+        server.addr,
+        "POST",
+        "/api/publish",
+        &forwarded,
+        body,
+    )
+    .await;
+    assert_eq!(through_proxy.status, 403, "{}", through_proxy.body);
+    let closing = request(server.addr, "DELETE", "/api/sessions/1", &forwarded, "").await;
+    assert_eq!(closing.status, 403);
+
+    let open = TestServer::start_with(|config| config.api.insecure = true).await;
+    let allowed = request(open.addr, "POST", "/api/publish", &forwarded, body).await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
 }

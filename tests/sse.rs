@@ -317,10 +317,17 @@ async fn sessions_of_both_transports_are_listed_and_can_be_closed_through_the_ap
         SseClient::open(server.addr, "/sse/subscribe?destination=/topic/a", None).await;
     let _stomp = Client::connect(&server.url()).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let stats = get(server.addr, "/api/stats").await.json();
+    // With a token set, reads take it too: they show users and addresses.
+    assert_eq!(get(server.addr, "/api/stats").await.status, 401);
+    let token = [("Authorization", "Bearer t")];
+    let stats = request(server.addr, "GET", "/api/stats", &token, "")
+        .await
+        .json();
     assert_eq!(stats["transports"]["sse"], 1);
     assert_eq!(stats["transports"]["websocket"], 1);
-    let sessions = get(server.addr, "/api/sessions").await.json();
+    let sessions = request(server.addr, "GET", "/api/sessions", &token, "")
+        .await
+        .json();
     let sse_id = sessions
         .as_array()
         .unwrap()

@@ -161,6 +161,11 @@ impl Ring {
         self.max_messages
     }
 
+    /// Messages held now.
+    pub fn kept(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Stores a message numbered elsewhere (by the cluster). `None` when it
     /// is already here; a jump means this node missed messages (it was not
     /// subscribed), so what it holds no longer reaches back without a gap.

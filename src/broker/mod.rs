@@ -319,4 +319,14 @@ impl Broker {
     pub fn subscription_counts(&self) -> Vec<(String, usize)> {
         self.inner.registry.counts()
     }
+
+    /// Destinations holding history, and the messages they hold together.
+    pub fn history_sizes(&self) -> (usize, usize) {
+        let (mut destinations, mut messages) = (0, 0);
+        self.inner.history.for_each_ring(|ring| {
+            destinations += 1;
+            messages += ring.kept();
+        });
+        (destinations, messages)
+    }
 }

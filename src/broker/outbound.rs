@@ -283,12 +283,19 @@ impl Outbound {
 
     /// Moves everything queued into `batch`, oldest first; reports closure.
     pub fn drain_into(&self, batch: &mut Vec<Outgoing>) -> Option<Closed> {
+        self.drain_counting(batch).0
+    }
+
+    /// [`Outbound::drain_into`], also saying how many bytes the queue counted
+    /// for what it handed over.
+    pub fn drain_counting(&self, batch: &mut Vec<Outgoing>) -> (Option<Closed>, usize) {
         let mut state = self.state();
         batch.extend(state.items.drain(..).map(|(item, _)| item));
-        self.budget.release(std::mem::take(&mut state.bytes));
+        let bytes = std::mem::take(&mut state.bytes);
+        self.budget.release(bytes);
         state.over_since = None;
         state.drained_at = Instant::now();
-        state.closed.clone()
+        (state.closed.clone(), bytes)
     }
 
     /// Resolves when something was pushed or the queue closed since the last drain.

@@ -126,8 +126,17 @@ fn default_history_messages() -> usize {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// Bearer token required by the write endpoints (`POST /api/...`); empty = none required.
+    /// Bearer token of the write and admin endpoints (publish, close a
+    /// session, reload); it also opens the read endpoints. Empty: those answer
+    /// loopback clients only, unless `insecure`.
     pub token: String,
+    /// Bearer token of the read endpoints (`/api/stats`, `/api/sessions`,
+    /// `/metrics`, the dashboard's stream), e.g. for Prometheus. Empty: `token`
+    /// guards them when set, otherwise they are open.
+    pub read_token: String,
+    /// With `token` empty, answer the write endpoints for any client, not
+    /// only loopback ones (as Centrifugo's `api_insecure`).
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -446,6 +455,7 @@ impl Config {
             }
         };
         mask(&mut config.api.token);
+        mask(&mut config.api.read_token);
         for value in config.proxy.headers.values_mut() {
             mask(value);
         }
@@ -687,8 +697,12 @@ mod tests {
 
     #[test]
     fn the_repository_broker_toml_is_the_default_config() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("broker.toml");
-        assert_eq!(Config::load(&path).unwrap(), Config::default());
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut loaded = Config::load(&folder.join("broker.toml")).unwrap();
+        // The file names `web`, read from its own folder.
+        assert_eq!(loaded.server.web_root, folder.join("web"));
+        loaded.server.web_root = Config::default().server.web_root;
+        assert_eq!(loaded, Config::default());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use super::proxies::TrustedProxies;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The configured caps; 0 means none.
@@ -38,6 +38,25 @@ pub struct Admission {
     open: AtomicUsize,
     pending: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Refusals by cap, in the order of [`Refused::REASONS`].
+    refused: [AtomicU64; 3],
+}
+
+impl Refused {
+    /// The metric names of the caps (`stomphub_refusals_total{reason}`).
+    pub const REASONS: [&'static str; 3] = [
+        "max-connections",
+        "max-connections-per-ip",
+        "max-pending-handshakes",
+    ];
+
+    fn index(&self) -> usize {
+        match self {
+            Refused::Total(_) => 0,
+            Refused::PerIp(_) => 1,
+            Refused::Pending(_) => 2,
+        }
+    }
 }
 
 impl Admission {
@@ -48,7 +67,21 @@ impl Admission {
             open: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
+            refused: Default::default(),
         })
+    }
+
+    /// How many connections each cap refused.
+    pub fn refusals(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Refused::REASONS
+            .into_iter()
+            .zip(&self.refused)
+            .map(|(reason, count)| (reason, count.load(Ordering::Relaxed)))
+    }
+
+    fn refuse(&self, refused: Refused) -> Refused {
+        self.refused[refused.index()].fetch_add(1, Ordering::Relaxed);
+        refused
     }
 
     fn per_ip(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
@@ -64,13 +97,14 @@ impl Admission {
         let counted = (!self.proxies.trusts(ip)).then(|| ip.to_canonical());
         let mut per_ip = self.per_ip();
         if limits.max_total > 0 && self.open.load(Ordering::Relaxed) >= limits.max_total {
-            return Err(Refused::Total(limits.max_total));
+            return Err(self.refuse(Refused::Total(limits.max_total)));
         }
         if limits.max_pending > 0 && self.pending.load(Ordering::Relaxed) >= limits.max_pending {
-            return Err(Refused::Pending(limits.max_pending));
+            return Err(self.refuse(Refused::Pending(limits.max_pending)));
         }
         if let Some(ip) = counted {
-            self.take_per_ip(&mut per_ip, ip)?;
+            self.take_per_ip(&mut per_ip, ip)
+                .map_err(|refused| self.refuse(refused))?;
         }
         self.open.fetch_add(1, Ordering::Relaxed);
         self.pending.fetch_add(1, Ordering::Relaxed);
@@ -89,7 +123,8 @@ impl Admission {
     /// address when accepted.
     pub fn admit_client(self: &Arc<Self>, ip: IpAddr) -> Result<ClientPlace, Refused> {
         let ip = ip.to_canonical();
-        self.take_per_ip(&mut self.per_ip(), ip)?;
+        self.take_per_ip(&mut self.per_ip(), ip)
+            .map_err(|refused| self.refuse(refused))?;
         Ok(ClientPlace {
             admission: self.clone(),
             ip,

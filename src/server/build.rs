@@ -148,8 +148,9 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
             sockjs: config.sockjs.clone(),
             ping_every: (config.stomp.heartbeat[0] > 0)
                 .then(|| Duration::from_millis(config.stomp.heartbeat[0])),
-            api_token: config.api.token.clone(),
+            api: config.api.clone(),
         },
+        telemetry: Arc::new(crate::telemetry::Telemetry::new()),
     };
     Ok(Built {
         hub: Arc::new(hub),

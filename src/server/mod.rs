@@ -138,6 +138,7 @@ impl Server {
             }
             None => None,
         };
+        warn_about_api_access(&config);
         Ok(Server {
             listener,
             hub: built.hub,
@@ -279,5 +280,31 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+/// Says at start who can use the HTTP API when the port is reachable from
+/// other machines without a token: safe by default, but not silently.
+fn warn_about_api_access(config: &Config) {
+    let api = &config.api;
+    if !api.token.is_empty() || config.server.bind.ip().is_loopback() {
+        return;
+    }
+    if api.insecure {
+        tracing::warn!(
+            bind = %config.server.bind,
+            "[api] insecure = true and no [api] token: anyone who reaches this port may publish, close sessions and reload"
+        );
+    } else {
+        tracing::warn!(
+            bind = %config.server.bind,
+            "no [api] token: the HTTP API's write endpoints (publish, close a session, reload) answer loopback clients only; set [api] token to use them from elsewhere"
+        );
+    }
+    if api.read_token.is_empty() {
+        tracing::warn!(
+            bind = %config.server.bind,
+            "no [api] read_token or token: /api/stats, /api/sessions and /metrics (user names, client addresses) are readable by anyone who reaches this port"
+        );
     }
 }

@@ -8,7 +8,8 @@
 use super::{Flow, Session, SessionError, error_frame};
 use crate::broker::outbound::{Closed, Outgoing};
 use crate::security::rate::TokenBucket;
-use crate::stomp::{Decoded, Decoder, Limits, Version};
+use crate::stomp::{Command, Decoded, Decoder, Limits, Version};
+use crate::telemetry::ConnectionMeter;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::{Instant, sleep_until, timeout};
@@ -203,6 +204,7 @@ pub async fn drive<W: Wire>(
     wire: W,
     rules: &ConnectionRules,
     shutdown: &CancellationToken,
+    meter: ConnectionMeter,
 ) -> End {
     let mut writer = Writer {
         wire,
@@ -210,9 +212,15 @@ pub async fn drive<W: Wire>(
         send_time_limit: rules.send_time_limit,
         last_write: Instant::now(),
         last_stomp_write: Instant::now(),
+        meter,
     };
     let end = serve(session, &mut writer, rules, shutdown).await;
     writer.finish(session, &end).await;
+    if let End::SlowConsumer(_) = end {
+        writer.meter.slow_consumers.inc();
+    } else if let Some(reason) = session.failure().and_then(SessionError::policy_reason) {
+        writer.meter.refused(reason);
+    }
     session.end(&end.to_string());
     end
 }
@@ -225,12 +233,13 @@ struct Writer<W> {
     /// The last write a STOMP client sees (frames or a heart-beat): a
     /// transport's own keep-alive (SockJS `h`) does not count for STOMP.
     last_stomp_write: Instant,
+    meter: ConnectionMeter,
 }
 
 impl<W: Wire> Writer<W> {
     /// Writes everything queued and flushes once. Errors on a dead or too slow client.
     async fn write_queued(&mut self, session: &Session) -> Result<Option<Closed>, End> {
-        let closed = session.outbound().drain_into(&mut self.batch);
+        let (closed, bytes) = session.outbound().drain_counting(&mut self.batch);
         if let Some(Closed::Overflow(overflow)) = closed {
             self.batch.clear();
             return Err(End::SlowConsumer(overflow.to_string()));
@@ -238,6 +247,7 @@ impl<W: Wire> Writer<W> {
         if self.batch.is_empty() {
             return Ok(closed);
         }
+        self.count(bytes);
         let version = session.version().unwrap_or(Version::V1_2);
         // The write borrows the batch; it ends before the batch is reused.
         let (result, woken) = {
@@ -284,6 +294,28 @@ impl<W: Wire> Writer<W> {
                 Ok(closed)
             }
             Err(error) => Err(End::WriteFailed(error.to_string())),
+        }
+    }
+
+    /// Deliveries and bytes of the batch about to be written, and one
+    /// latency sample: the oldest delivery's time since its publication.
+    fn count(&self, bytes: usize) {
+        let mut deliveries = 0;
+        let mut oldest = None;
+        for item in &self.batch {
+            if let Outgoing::Delivery { message, .. } = item {
+                deliveries += 1;
+                oldest.get_or_insert(message.published_at());
+            }
+        }
+        self.meter.bytes_sent.inc_by(bytes as u64);
+        if deliveries > 0 {
+            self.meter.deliveries.inc_by(deliveries);
+        }
+        if let Some(published_at) = oldest {
+            self.meter
+                .delivery_seconds
+                .observe(published_at.elapsed().as_secs_f64());
         }
     }
 
@@ -347,6 +379,8 @@ struct Reader {
     frame_timeout: Duration,
     /// A message handled by the transport found no token: it takes the next one.
     owes_token: bool,
+    /// SEND frames read (`stomphub_messages_received_total`).
+    sends: prometheus::IntCounter,
 }
 
 /// What the reader does next.
@@ -359,8 +393,9 @@ enum Next {
 }
 
 impl Reader {
-    fn new(rules: &ConnectionRules) -> Self {
+    fn new(rules: &ConnectionRules, sends: prometheus::IntCounter) -> Self {
         Reader {
+            sends,
             decoder: Decoder::new(rules.codec),
             rate: rules
                 .frame_rate
@@ -415,6 +450,9 @@ impl Reader {
             match self.decoder.decode() {
                 Ok(Some(Decoded::Frame(frame))) => {
                     self.frame_deadline = None;
+                    if frame.command == Command::Send {
+                        self.sends.inc();
+                    }
                     if let Some(bucket) = &mut self.rate {
                         bucket.take(Instant::now().into_std());
                     }
@@ -525,8 +563,10 @@ async fn serve<W: Wire>(
     rules: &ConnectionRules,
     shutdown: &CancellationToken,
 ) -> End {
-    let mut reader = Reader::new(rules);
-    let connect_deadline = Instant::now() + rules.connect_timeout;
+    let mut reader = Reader::new(rules, writer.meter.messages_received.clone());
+    let opened = Instant::now();
+    let mut connected = false;
+    let connect_deadline = opened + rules.connect_timeout;
     let keepalive = writer.wire.keepalive();
     let mut last_read = Instant::now();
     let mut throttled: Option<Instant> = None;
@@ -566,7 +606,10 @@ async fn serve<W: Wire>(
             received = writer.wire.receive(), if throttled.is_none() => {
                 last_read = Instant::now();
                 match received {
-                    Ok(Received::Data(data)) => reader.receive(session, data.as_ref(), shutdown).await,
+                    Ok(Received::Data(data)) => {
+                        writer.meter.bytes_received.inc_by(data.as_ref().len() as u64);
+                        reader.receive(session, data.as_ref(), shutdown).await
+                    }
                     Ok(Received::Control) => continue,
                     Ok(Received::Message) => Ok(reader.count_message()),
                     Ok(Received::Closed) => return End::ClientClosed,
@@ -594,9 +637,16 @@ async fn serve<W: Wire>(
                 continue;
             }
         };
+        if !connected && session.version().is_some() {
+            connected = true;
+            writer.meter.connected_after(opened.elapsed());
+        }
         match next {
             Ok(Next::Read) => {}
-            Ok(Next::Throttled(until)) => throttled = Some(until),
+            Ok(Next::Throttled(until)) => {
+                writer.meter.throttled.inc();
+                throttled = Some(until);
+            }
             Ok(Next::Close) => return End::Session,
             Err(end) => return end,
         }

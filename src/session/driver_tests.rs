@@ -173,7 +173,9 @@ impl Harness {
             keepalive,
         };
         let token = shutdown.clone();
-        let driver = tokio::spawn(async move { drive(&mut session, wire, &rules, &token).await });
+        let meter = Arc::new(crate::telemetry::Telemetry::new()).connection("websocket");
+        let driver =
+            tokio::spawn(async move { drive(&mut session, wire, &rules, &token, meter).await });
         Harness {
             client,
             written,

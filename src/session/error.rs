@@ -106,6 +106,27 @@ pub enum SessionError {
 }
 
 impl SessionError {
+    /// The `reason` label of a policy error in `stomphub_refusals_total`; `None`
+    /// for protocol mistakes and for slow consumers (counted on their own).
+    pub fn policy_reason(&self) -> Option<&'static str> {
+        Some(match self {
+            SessionError::TooManySubscriptions(_) => "max-subscriptions",
+            SessionError::TooManyTransactions(_) => "max-transactions",
+            SessionError::TransactionTooLarge { .. } => "max-transaction-bytes",
+            SessionError::ConnectTimeout(_) => "connect-timeout",
+            SessionError::HeartBeatTimeout(_) => "heart-beat-timeout",
+            SessionError::Auth(_) => "authentication",
+            SessionError::AccessDenied(_) => "acl",
+            SessionError::MessageTooLarge { .. } => "max-frame-size",
+            SessionError::FrameTimeout(_) => "frame-timeout",
+            SessionError::AppRefused { .. } => "application-refused",
+            SessionError::App(_) | SessionError::AppNotAsked { .. } => "application-failed",
+            SessionError::NotLive(_) => "cluster-not-live",
+            SessionError::Decode(error) if error.is_limit() => "frame-limits",
+            _ => return None,
+        })
+    }
+
     /// Errors that enforce a limit or a security rule, as opposed to protocol
     /// mistakes: operators want these in the log at WARN, with the session.
     pub fn is_policy(&self) -> bool {

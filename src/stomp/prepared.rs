@@ -15,6 +15,8 @@ pub struct PreparedMessage {
     /// The message's place in its destination's history, when it keeps one.
     seq: Option<Position>,
     approximate_len: usize,
+    /// When it was published on this node: the delivery latency metric.
+    published_at: std::time::Instant,
     /// Shared header lines, `content-length`, the blank line: one per version, built on first use.
     shared_block: [OnceLock<Bytes>; 3],
 }
@@ -31,6 +33,7 @@ impl PreparedMessage {
             headers,
             body,
             seq: None,
+            published_at: std::time::Instant::now(),
             shared_block: Default::default(),
         }
     }
@@ -43,6 +46,10 @@ impl PreparedMessage {
 
     pub fn seq(&self) -> Option<Position> {
         self.seq
+    }
+
+    pub fn published_at(&self) -> std::time::Instant {
+        self.published_at
     }
 
     /// Size of one delivery without its per-delivery headers, before escaping:

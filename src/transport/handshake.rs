@@ -63,6 +63,7 @@ pub fn run(
     let place = client_place(hub, client.through_proxy(), remote, peer, transport)?;
     if let Err(message) = hub.origins.check(header("origin"), header("host")) {
         tracing::warn!(%remote, %transport, reason = %message, "handshake refused");
+        hub.telemetry.refused("origin");
         return Err(Rejection::new(StatusCode::FORBIDDEN, message));
     }
     let mut handshake = new_handshake(hub, remote, transport);
@@ -105,6 +106,7 @@ pub fn run(
         Ok(None) => {}
         Err(error) => {
             tracing::warn!(%remote, %transport, reason = %error, "handshake refused");
+            hub.telemetry.refused("token");
             return Err(Rejection::new(StatusCode::UNAUTHORIZED, error.to_string()));
         }
     }
@@ -200,6 +202,7 @@ fn intercept(
     for interceptor in &hub.app.handshake {
         if let Err(rejection) = interceptor.before(request, handshake) {
             tracing::info!(remote = %request.remote, status = %rejection.status, reason = %rejection.message, "handshake rejected");
+            hub.telemetry.refused("handshake-interceptor");
             return Err(rejection);
         }
     }

@@ -1,12 +1,14 @@
 //! The HTTP API: publish to a destination or a user (`POST`, bearer token when
 //! configured), and read stats and sessions (`GET`). Errors are JSON `{"error": ...}`.
 
+use super::api_access::{authorize_read, authorize_write};
+use super::listener::RemoteAddr;
 use crate::app::handler::{JSON, Payload, TEXT};
 use crate::cluster::{EndpointStats, NodeStats, SessionSummary, SubscriptionSummary};
 use crate::hub::Hub;
 use crate::stomp::Headers;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +30,8 @@ pub(crate) enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl IntoResponse for ApiError {
@@ -37,6 +41,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         };
         let mut response = (
             status,
@@ -50,33 +55,6 @@ impl IntoResponse for ApiError {
             );
         }
         response
-    }
-}
-
-/// Compares in time independent of where the strings differ.
-fn same_secret(given: &[u8], expected: &[u8]) -> bool {
-    given.len() == expected.len()
-        && given
-            .iter()
-            .zip(expected)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
-fn authorize(state: &Hub, headers: &HeaderMap) -> Result<(), ApiError> {
-    let expected = &state.settings.api_token;
-    if expected.is_empty() {
-        return Ok(());
-    }
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if same_secret(given.as_bytes(), expected.as_bytes()) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized)
     }
 }
 
@@ -125,10 +103,11 @@ fn parse<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 
 async fn publish(
     State(state): State<Arc<Hub>>,
+    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
     headers: HeaderMap,
     body: Result<Json<PublishRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_write(&state, &headers, None, peer)?;
     let (destination, headers, payload) = parse(body)?.into_parts()?;
     let deliveries = state
         .app
@@ -142,11 +121,12 @@ async fn publish(
 
 async fn publish_to_user(
     State(state): State<Arc<Hub>>,
+    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
     Path(user): Path<String>,
     headers: HeaderMap,
     body: Result<Json<PublishRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_write(&state, &headers, None, peer)?;
     let (destination, headers, payload) = parse(body)?.into_parts()?;
     let deliveries = state
         .app
@@ -165,6 +145,9 @@ async fn publish_to_user(
 pub(crate) struct ScopeQuery {
     #[serde(default)]
     scope: Option<String>,
+    /// The read token, for pages that cannot send headers.
+    #[serde(default)]
+    pub(crate) token: Option<String>,
 }
 
 impl ScopeQuery {
@@ -181,8 +164,10 @@ impl ScopeQuery {
 
 async fn stats(
     State(state): State<Arc<Hub>>,
+    headers: HeaderMap,
     Query(query): Query<ScopeQuery>,
 ) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers, query.token.as_deref())?;
     if query.cluster_wide()? {
         return super::cluster_api::cluster_stats(&state).await;
     }
@@ -234,8 +219,10 @@ pub(crate) fn stats_view(state: &Hub) -> NodeStats {
 
 async fn sessions(
     State(state): State<Arc<Hub>>,
+    headers: HeaderMap,
     Query(query): Query<ScopeQuery>,
 ) -> Result<Response, ApiError> {
+    authorize_read(&state, &headers, query.token.as_deref())?;
     if query.cluster_wide()? {
         return super::cluster_api::cluster_sessions(&state).await;
     }
@@ -270,10 +257,11 @@ pub(crate) fn session_views(state: &Hub) -> Vec<SessionSummary> {
 /// `DELETE /api/sessions/{id}`: ends a session of either transport (the seeds' `close/{userId}`).
 async fn close_session(
     State(state): State<Arc<Hub>>,
+    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize_write(&state, &headers, None, peer)?;
     if state
         .app
         .directory
@@ -292,16 +280,7 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/api/stats", get(stats))
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", axum::routing::delete(close_session))
+        .route("/metrics", get(super::metrics_api::metrics))
         .route("/health", get(super::cluster_api::health))
         .route("/ready", get(super::cluster_api::ready))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(super::same_secret(b"abc", b"abc"));
-        assert!(!super::same_secret(b"abd", b"abc"));
-        assert!(!super::same_secret(b"ab", b"abc"));
-    }
 }

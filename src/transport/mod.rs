@@ -2,12 +2,14 @@
 //! file here (a [`Wire`] for the session driver plus its opening request), next
 //! to the HTTP API. Adding one: a file, a line in `server`, a config section.
 
+mod api_access;
 pub mod cluster_api;
 pub mod endpoint;
 pub mod handshake;
 pub mod http_api;
 mod linger;
 pub mod listener;
+mod metrics_api;
 pub mod sockjs;
 pub mod sse;
 pub mod tcp;
@@ -50,7 +52,19 @@ pub(crate) fn drive_session<'a, W: Wire + 'a>(
     session: &'a mut Session,
     wire: W,
 ) -> impl Future<Output = End> + Send + 'a {
-    driver::drive(session, wire, hub.sessions.rules(), &hub.lifecycle.shutdown)
+    let transport = session
+        .info()
+        .attributes
+        .get("transport")
+        .map_or("", String::as_str);
+    let meter = hub.telemetry.connection(transport);
+    driver::drive(
+        session,
+        wire,
+        hub.sessions.rules(),
+        &hub.lifecycle.shutdown,
+        meter,
+    )
 }
 
 /// Why a session fed synthetic frames (SSE, plain WebSocket endpoints)

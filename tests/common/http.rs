@@ -25,7 +25,36 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> HttpResponse {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+/// [`request`] from the loopback address `source` (127.0.0.2 stands for another host).
+#[allow(dead_code, reason = "not every test binary calls it")]
+pub async fn request_from(
+    source: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpResponse {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind((source, 0).into())
+        .expect("bind the source address");
+    let stream = socket.connect(addr).await.expect("connect");
+    exchange(stream, addr, method, path, headers, body).await
+}
+
+async fn exchange(
+    mut stream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpResponse {
     let mut text = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
