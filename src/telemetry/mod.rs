@@ -177,6 +177,16 @@ impl Telemetry {
         *refusals.entry(reason).or_default() += 1;
     }
 
+    /// Connections cut as slow consumers so far, every transport together.
+    pub fn slow_consumer_cuts(&self) -> u64 {
+        self.slow_consumers
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|metric| metric.get_counter().get_value() as u64)
+            .sum()
+    }
+
     /// Refusals so far, by reason.
     pub fn refusals(&self) -> Vec<(&'static str, u64)> {
         let refusals = self.refusals.lock().unwrap_or_else(|p| p.into_inner());

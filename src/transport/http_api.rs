@@ -281,6 +281,7 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", axum::routing::delete(close_session))
         .route("/metrics", get(super::metrics_api::metrics))
+        .route("/api/stats/stream", get(super::admin_api::stats_stream))
         .route("/health", get(super::cluster_api::health))
         .route("/ready", get(super::cluster_api::ready))
 }

@@ -2,6 +2,7 @@
 //! file here (a [`Wire`] for the session driver plus its opening request), next
 //! to the HTTP API. Adding one: a file, a line in `server`, a config section.
 
+mod admin_api;
 mod api_access;
 pub mod cluster_api;
 pub mod endpoint;

@@ -26,9 +26,10 @@ export function launchChromium() {
   });
 }
 
-/** A broker, a browser and the broker's HTTP base URL; `close()` resolves to the broker's exit code. */
-export async function openBrowserSession() {
-  const broker = await startBroker();
+/** A broker (started with `brokerOptions`, see broker.js), a browser and the broker's
+ * HTTP base URL; `close()` resolves to the broker's exit code. */
+export async function openBrowserSession(brokerOptions = {}) {
+  const broker = await startBroker(brokerOptions);
   const base = broker.url.replace('ws://', 'http://').replace('/endpoint-websocket', '');
   const browser = await launchChromium();
   mkdirSync(output, { recursive: true });
