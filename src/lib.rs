@@ -58,8 +58,9 @@ pub use app::session_info::{Handshake, SessionInfo};
 pub use app::socket::{Socket, SocketHandler};
 pub use app::template::{MessagingTemplate, TemplateError};
 pub use config::{Config, ConfigError};
+pub use hub::{ReloadError, ReloadReport};
 pub use security::password::{hash as hash_password, verify as verify_password};
 pub use server::{
-    Server, ServerError, ShutdownHandle, check as check_config, raise_open_file_limit,
-    shutdown_signal,
+    LogLevelHook, Reloader, Server, ServerError, ShutdownHandle, check as check_config,
+    raise_open_file_limit, shutdown_signal,
 };

@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use stomphub::config::{Config, ConfigError};
+use stomphub::config::{Config, ConfigError, LogConfig, LogFormat};
 use stomphub::{Server, shutdown_signal};
 
 #[derive(Parser)]
@@ -67,29 +67,52 @@ struct ServeArgs {
     bind: Option<SocketAddr>,
 }
 
+/// The configuration file (or the built-in defaults), with the `STOMPHUB_*`
+/// environment overrides and the command line's `--node-id`.
 fn load(args: &ConfigArgs) -> Result<Config, ConfigError> {
-    let mut config = match args.path() {
-        Some(path) => Config::load(path)?,
-        None => {
-            tracing::info!("no ./{DEFAULT_CONFIG}; using built-in defaults");
-            Config::default()
-        }
-    };
+    let mut config = Config::load_with_env(args.path(), std::env::vars())?;
     if let Some(node_id) = &args.node_id {
         config.set_node_id(node_id)?;
     }
     Ok(config)
 }
 
+/// Logs to stderr as `[log]` says; `RUST_LOG` wins over `[log] level` at
+/// start. Returns how a reload sets the level.
+fn init_logging(log: &LogConfig) -> stomphub::LogLevelHook {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, fmt, reload};
+    let from_env = std::env::var_os("RUST_LOG").is_some();
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let registry = tracing_subscriber::registry().with(filter);
+    let stderr = std::io::stderr;
+    let _ = match log.format {
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_writer(stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(stderr))
+            .try_init(),
+    };
+    Box::new(move |level: &str| {
+        if from_env {
+            tracing::warn!("RUST_LOG is set: it keeps deciding what is logged, not [log] level");
+            return Ok(());
+        }
+        let filter = EnvFilter::try_new(level).map_err(|error| error.to_string())?;
+        handle.reload(filter).map_err(|error| error.to_string())
+    })
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
@@ -104,6 +127,7 @@ fn main() -> ExitCode {
 }
 
 fn check_config(args: &ConfigArgs) -> ExitCode {
+    let _ = init_logging(&LogConfig::default());
     // As `serve` does, so that the connection cap it logs is the one `serve` would use.
     stomphub::raise_open_file_limit();
     match load(args).and_then(|config| {
@@ -138,6 +162,7 @@ enum PasswordInputError {
 }
 
 fn hash_password() -> ExitCode {
+    let _ = init_logging(&LogConfig::default());
     let password = match read_password() {
         Ok(password) => password,
         Err(error) => {
@@ -188,7 +213,6 @@ fn read_password() -> Result<String, PasswordInputError> {
 
 fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
     // Before building: the default connection cap follows the limit in force.
-    stomphub::raise_open_file_limit();
     let mut config = match load(config_args) {
         Ok(config) => config,
         Err(error) => {
@@ -196,6 +220,11 @@ fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let set_log_level = init_logging(&config.log);
+    if config_args.path().is_none() {
+        tracing::info!("no ./{DEFAULT_CONFIG}; using built-in defaults");
+    }
+    stomphub::raise_open_file_limit();
     if let Some(bind) = args.bind {
         config.server.bind = bind;
     }
@@ -240,6 +269,20 @@ fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
             };
             tracing::info!("listening on {scheme}://{addr}");
         }
+        // A reload reads the same file with the same overrides.
+        let source = ConfigArgs {
+            config: config_args.config.clone(),
+            node_id: config_args.node_id.clone(),
+        };
+        server.reload_from(move || {
+            let mut config = load(&source)?;
+            if let Some(bind) = args.bind {
+                config.server.bind = bind;
+            }
+            Ok(config)
+        });
+        server.on_log_level(set_log_level);
+        reload_on_sighup(server.reloader());
         let handle = server.shutdown_handle();
         tokio::spawn(async move {
             shutdown_signal().await;
@@ -257,4 +300,21 @@ fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// `SIGHUP` reloads the configuration, as `POST /api/reload` does; the
+/// outcome is logged either way.
+fn reload_on_sighup(reloader: stomphub::Reloader) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload with POST /api/reload");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let reloader = reloader.clone();
+            let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+        }
+    });
 }

@@ -504,3 +504,54 @@ fn relative_paths_are_read_from_the_config_files_folder_and_node_ids_come_from_o
     assert!(String::from_utf8_lossy(&bad.stderr).contains("cluster.node_id"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn environment_variables_override_keys_and_logs_can_be_json() {
+    let check = |vars: &[(&str, &str)]| {
+        let mut command = stomphub();
+        command.arg("check-config");
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        run_to_exit(&mut command)
+    };
+    let output = check(&[
+        ("STOMPHUB_LIMITS__MAX_FRAME_SIZE", "131072"),
+        ("STOMPHUB_SERVER__ALLOWED_ORIGINS", "[\"https://app.example\"]"),
+        ("STOMPHUB_API__TOKEN", "from-the-environment"),
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(text.contains("max_frame_size = 131072"), "{text}");
+    assert!(text.contains("\"https://app.example\""), "{text}");
+    assert!(!text.contains("from-the-environment"), "secrets stay masked: {text}");
+    let unknown = check(&[("STOMPHUB_LIMITS__MAX_FRAME_SIZ", "1")]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("max_frame_siz"));
+    let invalid = check(&[("STOMPHUB_LIMITS__MAX_FRAME_SIZE", "10")]);
+    assert_eq!(invalid.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&invalid.stderr).contains("limits.max_frame_size"));
+
+    // [log] format = "json" (here from the environment): one object per line.
+    use std::io::BufRead;
+    let mut child = stomphub()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("STOMPHUB_LOG__FORMAT", "json")
+        .env("STOMPHUB_DEMO__ENABLED", "false")
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let first = std::io::BufReader::new(stderr)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("utf-8");
+    let _ = child.kill();
+    let _ = child.wait();
+    let parsed: serde_json::Value = serde_json::from_str(&first)
+        .unwrap_or_else(|error| panic!("not JSON ({error}): {first}"));
+    assert!(parsed["fields"]["message"].is_string(), "{parsed}");
+    assert_eq!(parsed["level"], "INFO", "{parsed}");
+}

@@ -121,6 +121,20 @@ async fn prometheus_scrapes_connections_and_the_delivery_rate() {
         config.api.token = API_TOKEN.into();
     })
     .await;
+    // Before any session: families without a sample are left out, not fatal.
+    let (status, idle) = metrics_with(server.addr, Some(READ_TOKEN)).await;
+    assert_eq!(status, 200);
+    for name in [
+        "stomphub_sessions",
+        "stomphub_users 0",
+        "stomphub_queued_bytes_limit",
+    ] {
+        assert_eq!(
+            idle.contains(name),
+            name != "stomphub_sessions",
+            "{name} in\n{idle}"
+        );
+    }
     let prometheus = Prometheus::start(server.addr);
     let mut subscribers = Vec::new();
     for _ in 0..5 {

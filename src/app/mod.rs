@@ -19,6 +19,7 @@ use crate::broker::Broker;
 use crate::broker::hooks::PublishHook;
 use crate::cluster::Cluster;
 use crate::config::EndpointConfig;
+use arc_swap::ArcSwap;
 use directory::SessionDirectory;
 use events::{Event, Events};
 use handler::{FromPayload, HandlerError, IntoPayload, Message, Payload, erase};
@@ -227,10 +228,10 @@ pub struct AppSettings {
     pub user_from_login: bool,
     /// Jobs one session may have waiting for its handlers.
     pub max_pending_app_messages: usize,
-    /// Checks CONNECT credentials.
-    pub auth: Arc<crate::security::Authenticator>,
-    /// `[[acl]]`: checked on SUBSCRIBE and SEND.
-    pub access: Arc<crate::security::AccessRules>,
+    /// Checks CONNECT credentials; replaced whole by a reload (`[auth]`).
+    pub auth: Arc<ArcSwap<crate::security::Authenticator>>,
+    /// `[[acl]]`: checked on SUBSCRIBE and SEND; replaced whole by a reload.
+    pub access: Arc<ArcSwap<crate::security::AccessRules>>,
     /// `[proxy]`: the user's application, asked about connects, subscriptions and publishes.
     pub proxy: Option<Arc<crate::proxy::Proxy>>,
 }

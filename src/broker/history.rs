@@ -10,6 +10,7 @@
 
 use super::destination::{DestinationError, Pattern};
 use crate::stomp::{Epoch, Position, PreparedMessage};
+use arc_swap::ArcSwap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -235,7 +236,8 @@ impl Ring {
 
 #[derive(Debug, Default)]
 pub struct History {
-    rules: Vec<HistoryRule>,
+    /// Replaced by a reload: new rings follow the new rules.
+    rules: ArcSwap<Vec<HistoryRule>>,
     rings: RwLock<HashMap<String, Arc<Mutex<Ring>>>>,
     /// The epoch this broker numbers in; `NONE` when a shared store numbers.
     epoch: Epoch,
@@ -245,7 +247,7 @@ impl History {
     /// History numbered here, in an epoch that starts now.
     pub fn new(rules: Vec<HistoryRule>) -> Self {
         History {
-            rules,
+            rules: ArcSwap::from_pointee(rules),
             rings: RwLock::new(HashMap::new()),
             epoch: Epoch::fresh(std::process::id().into()),
         }
@@ -260,7 +262,16 @@ impl History {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.load().is_empty()
+    }
+
+    /// New rules for the destinations first published to from now on; a
+    /// destination no rule covers any more forgets its history, and those
+    /// still covered keep theirs (and their sizes) until the broker restarts.
+    pub fn replace_rules(&self, rules: Vec<HistoryRule>) {
+        let mut rings = self.rings.write().unwrap_or_else(|p| p.into_inner());
+        rings.retain(|destination, _| rules.iter().any(|rule| rule.pattern.matches(destination)));
+        self.rules.store(Arc::new(rules));
     }
 
     /// Calls `each` with every ring that exists.
@@ -279,7 +290,8 @@ impl History {
 
     /// The ring of `destination`, created on first use; `None` when no rule covers it.
     pub fn ring(&self, destination: &str) -> Option<Arc<Mutex<Ring>>> {
-        if self.rules.is_empty() {
+        let rules = self.rules.load();
+        if rules.is_empty() {
             return None;
         }
         if let Some(ring) = self
@@ -290,8 +302,7 @@ impl History {
         {
             return Some(ring.clone());
         }
-        let rule = self
-            .rules
+        let rule = rules
             .iter()
             .find(|rule| rule.pattern.matches(destination))?;
         let mut rings = self.rings.write().unwrap_or_else(|p| p.into_inner());

@@ -320,6 +320,11 @@ impl Broker {
         self.inner.registry.counts()
     }
 
+    /// `[[history]]` rules for destinations first published to from now on.
+    pub fn replace_history_rules(&self, rules: Vec<history::HistoryRule>) {
+        self.inner.history.replace_rules(rules);
+    }
+
     /// Destinations holding history, and the messages they hold together.
     pub fn history_sizes(&self) -> (usize, usize) {
         let (mut destinations, mut messages) = (0, 0);

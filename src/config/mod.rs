@@ -2,6 +2,8 @@
 
 mod cluster;
 mod endpoint;
+mod env;
+mod log;
 mod proxy;
 mod security;
 mod sockjs;
@@ -9,6 +11,7 @@ mod tcp;
 
 pub use cluster::{ClusterBackend, ClusterConfig, redacted_url};
 pub use endpoint::{EndpointConfig, MESSAGE_PLACEHOLDER};
+pub use log::{LogConfig, LogFormat};
 pub use proxy::{ProxyConfig, validate_url};
 pub use security::{AclRuleConfig, AuthConfig, JwtAlgorithm, JwtConfig, TlsConfig, UserConfig};
 pub use sockjs::SockJsConfig;
@@ -76,6 +79,8 @@ pub struct Config {
     /// `[proxy]`: the user's HTTP application asked about connects, subscriptions
     /// and publishes; off by default.
     pub proxy: ProxyConfig,
+    /// `[log]`: level and format.
+    pub log: LogConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -381,18 +386,37 @@ impl Config {
     /// certificates, keys, secrets) are taken from the file's folder, so the
     /// same file works whatever the working directory (systemd, containers).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        Config::load_with_env(Some(path), std::iter::empty())
+    }
+
+    /// The file at `path` (the built-in defaults without one) with the
+    /// `STOMPHUB_<SECTION>__<KEY>` overrides among `vars` (see `env`),
+    /// validated; relative paths as [`Config::load`] reads them.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let shown = path.map_or_else(|| PathBuf::from("(built-in defaults)"), Path::to_owned);
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?,
+            None => String::new(),
+        };
         let with_path = |source| ConfigError::Parse {
-            path: path.to_owned(),
+            path: shown.clone(),
             source: Box::new(source),
         };
-        let mut config: Config = toml::from_str(&text).map_err(with_path)?;
-        let written: toml::Table = text.parse().map_err(with_path)?;
-        let folder = path.parent().unwrap_or(Path::new(""));
-        config.resolve_paths(folder, &written);
+        let mut written: toml::Table = text.parse().map_err(with_path)?;
+        let overridden = env::apply(&mut written, vars)?;
+        if !overridden.is_empty() {
+            tracing::info!(keys = ?overridden, "configuration keys set by STOMPHUB_* environment variables");
+        }
+        let mut config: Config = written.clone().try_into().map_err(with_path)?;
+        if let Some(path) = path {
+            config.resolve_paths(path.parent().unwrap_or(Path::new("")), &written);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -474,6 +498,7 @@ impl Config {
         self.sockjs.validate()?;
         self.tcp.validate(&self.server)?;
         self.proxy.validate()?;
+        self.log.validate()?;
         validate_path("stomp.endpoint", &self.stomp.endpoint)?;
         validate_prefixes("stomp.app_prefixes", &self.stomp.app_prefixes)?;
         validate_prefixes("stomp.broker_prefixes", &self.stomp.broker_prefixes)?;
@@ -636,6 +661,8 @@ pub fn validate_endpoints(
         "/sse",
         "/health",
         "/ready",
+        "/metrics",
+        "/admin",
     ];
     if config.demo.enabled {
         reserved.extend(["/v1/chat/http", "/v1/chat/single"]);

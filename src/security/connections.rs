@@ -33,7 +33,8 @@ pub enum Refused {
 
 #[derive(Debug)]
 pub struct Admission {
-    limits: ConnectionLimits,
+    /// Replaced by a reload; connections already admitted are never cut for it.
+    limits: arc_swap::ArcSwap<ConnectionLimits>,
     proxies: Arc<TrustedProxies>,
     open: AtomicUsize,
     pending: AtomicUsize,
@@ -62,13 +63,18 @@ impl Refused {
 impl Admission {
     pub fn new(limits: ConnectionLimits, proxies: Arc<TrustedProxies>) -> Arc<Admission> {
         Arc::new(Admission {
-            limits,
+            limits: arc_swap::ArcSwap::from_pointee(limits),
             proxies,
             open: AtomicUsize::new(0),
             pending: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
             refused: Default::default(),
         })
+    }
+
+    /// The caps for connections admitted from now on.
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        self.limits.store(Arc::new(limits));
     }
 
     /// How many connections each cap refused.
@@ -91,7 +97,7 @@ impl Admission {
 
     /// Takes a place for a new connection from `ip`, or says which cap refuses it.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refused> {
-        let limits = self.limits;
+        let limits = **self.limits.load();
         // The peer's address cannot tell a proxy's clients apart: they are
         // counted at their handshake instead.
         let counted = (!self.proxies.trusts(ip)).then(|| ip.to_canonical());
@@ -132,7 +138,7 @@ impl Admission {
     }
 
     fn take_per_ip(&self, per_ip: &mut HashMap<IpAddr, usize>, ip: IpAddr) -> Result<(), Refused> {
-        let max = self.limits.max_per_ip;
+        let max = self.limits.load().max_per_ip;
         let from_ip = per_ip.entry(ip).or_insert(0);
         if max > 0 && *from_ip >= max {
             return Err(Refused::PerIp(max));
@@ -153,12 +159,12 @@ impl Admission {
 
     /// The cap on one client address's connections (or sessions); 0 = none.
     pub fn max_per_ip(&self) -> usize {
-        self.limits.max_per_ip
+        self.limits.load().max_per_ip
     }
 
     /// The cap on open TCP connections in force; 0 = none.
     pub fn max_total(&self) -> usize {
-        self.limits.max_total
+        self.limits.load().max_total
     }
 
     /// Open TCP connections.

@@ -3,6 +3,8 @@
 //! `Origin` header come from non-browser clients, which origins cannot restrict.
 
 use crate::config::ConfigError;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
 
 /// One entry of `server.allowed_origins`: `"*"`, or `scheme://host[:port]` where
 /// `*` in the host stands for any run of characters.
@@ -52,9 +54,11 @@ fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
     pattern[p..].iter().all(|&b| b == b'*')
 }
 
+/// Clones share the list, so a reload that replaces it reaches every
+/// place holding the policy (the handshakes, the CORS layers).
 #[derive(Debug, Clone, Default)]
 pub struct OriginPolicy {
-    allowed: Vec<OriginPattern>,
+    allowed: Arc<ArcSwap<Vec<OriginPattern>>>,
 }
 
 impl OriginPolicy {
@@ -67,7 +71,14 @@ impl OriginPolicy {
                     .map_err(|reason| ConfigError::invalid("server.allowed_origins", reason))
             })
             .collect::<Result<_, _>>()?;
-        Ok(OriginPolicy { allowed })
+        Ok(OriginPolicy {
+            allowed: Arc::new(ArcSwap::from_pointee(allowed)),
+        })
+    }
+
+    /// Takes on `other`'s list, for every holder of this policy.
+    pub fn replace(&self, other: &OriginPolicy) {
+        self.allowed.store(other.allowed.load_full());
     }
 
     /// Whether a browser page at `origin` may use this server, reached as `host`.
@@ -77,7 +88,12 @@ impl OriginPolicy {
             .split_once("://")
             .zip(host)
             .is_some_and(|((_, authority), host)| authority.eq_ignore_ascii_case(host));
-        same_origin || self.allowed.iter().any(|pattern| pattern.matches(&origin))
+        same_origin
+            || self
+                .allowed
+                .load()
+                .iter()
+                .any(|pattern| pattern.matches(&origin))
     }
 
     /// The handshake check: `Err` carries the message for the 403 answer.

@@ -19,10 +19,12 @@ use crate::security::origin::OriginPolicy;
 use crate::security::proxies::TrustedProxies;
 use crate::security::{AccessRules, Authenticator};
 use crate::session::driver::{ConnectionRules, FrameRate};
-use crate::session::{SessionConfig, Sessions};
+use crate::session::{SessionConfig, SessionLimits, Sessions};
 use crate::transport::listener::ListenerSettings;
 use crate::transport::tcp::{TCP_TLS, TcpSettings};
+use crate::transport::tls::CertSlot;
 use crate::transport::tls::SERVER_TLS;
+use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
@@ -34,6 +36,8 @@ pub(crate) struct Built {
     pub listener: ListenerSettings,
     /// `[tcp]`, when it names an address.
     pub tcp: Option<TcpSettings>,
+    /// Where a reload puts renewed certificates: `[server.tls]`, `[tcp.tls]`.
+    pub certs: (Option<Arc<CertSlot>>, Option<Arc<CertSlot>>),
 }
 
 /// Builds the hub and everything it holds from `config` and the handlers of `app`.
@@ -64,7 +68,11 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
         .as_ref()
         .map(|tls| crate::transport::tls::acceptor(tls, &SERVER_TLS))
         .transpose()?;
-    let tcp = tcp_settings(config)?;
+    let (tls, server_cert) = tls.unzip();
+    let (tcp, tcp_cert) = match tcp_settings(config)? {
+        Some((settings, cert)) => (Some(settings), cert),
+        None => (None, None),
+    };
     let cluster = Cluster::new(&config.cluster);
     let remote = cluster.clone().map(|cluster| cluster as Arc<dyn Remote>);
     let broker = Broker::with_parts(
@@ -84,8 +92,8 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
     let settings = AppSettings {
         user_from_login: config.stomp.user_from_login,
         max_pending_app_messages: limits.max_pending_app_messages,
-        auth: Arc::new(Authenticator::new(&config.auth)?),
-        access: Arc::new(AccessRules::new(&config.acl)?),
+        auth: Arc::new(ArcSwap::from_pointee(Authenticator::new(&config.auth)?)),
+        access: Arc::new(ArcSwap::from_pointee(AccessRules::new(&config.acl)?)),
         proxy: proxy.filter(|_| config.proxy.is_used()),
     };
     // Endpoints registered in code are served and checked with the configured ones.
@@ -97,48 +105,15 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
     let app = Arc::new(app.build(broker, cluster.clone(), settings));
     let sessions = Sessions::new(
         app.clone(),
-        SessionConfig {
-            heartbeat: (config.stomp.heartbeat[0], config.stomp.heartbeat[1]),
-            heartbeat_min_ms: config.stomp.heartbeat_min_ms,
-            max_subscriptions: limits.max_subscriptions,
-            max_transactions: limits.max_transactions,
-            max_transaction_bytes: limits.max_transaction_bytes,
-        },
-        ConnectionRules {
-            connect_timeout: Duration::from_millis(limits.connect_timeout_ms),
-            send_time_limit: config.send_time_limit(),
-            frame_timeout: Duration::from_millis(limits.frame_timeout_ms),
-            frame_rate: (limits.max_frames_per_second > 0).then_some(FrameRate {
-                per_second: limits.max_frames_per_second,
-                burst: limits.frame_burst,
-            }),
-            codec: config.codec_limits(),
-        },
-        QueueLimits {
-            soft_bytes: limits.outbound_queue_bytes,
-            grace: Duration::from_millis(limits.outbound_queue_grace_ms),
-            hard_bytes: limits.outbound_queue_max_bytes,
-        },
+        session_limits(config),
         limits.max_queued_bytes_total,
     );
-    let max_connections = super::open_files::connection_cap(
-        limits.max_connections,
-        super::open_files::open_file_limit(),
-    );
-    max_connections.log();
     let proxies = Arc::new(TrustedProxies::new(&config.server.trusted_proxies)?);
     let hub = Hub {
         app,
         sessions,
         lifecycle: Lifecycle::default(),
-        admission: Admission::new(
-            ConnectionLimits {
-                max_total: max_connections.value(),
-                max_per_ip: limits.max_connections_per_ip,
-                max_pending: limits.max_pending_handshakes,
-            },
-            proxies.clone(),
-        ),
+        admission: Admission::new(connection_limits(config, true), proxies.clone()),
         proxies,
         origins: OriginPolicy::new(&config.server.allowed_origins)?,
         cluster,
@@ -148,15 +123,17 @@ pub(crate) fn build(config: &Config, app: AppBuilder) -> Result<Built, ConfigErr
             sockjs: config.sockjs.clone(),
             ping_every: (config.stomp.heartbeat[0] > 0)
                 .then(|| Duration::from_millis(config.stomp.heartbeat[0])),
-            api: config.api.clone(),
+            api: Arc::new(ArcSwap::from_pointee(config.api.clone())),
         },
         telemetry: Arc::new(crate::telemetry::Telemetry::new()),
+        reloading: Default::default(),
     };
     Ok(Built {
         hub: Arc::new(hub),
         tls,
         listener: listener_settings(config),
         tcp,
+        certs: (server_cert, tcp_cert),
     })
 }
 
@@ -183,7 +160,7 @@ fn check_reserved_prefixes(config: &Config) -> Result<(), ConfigError> {
 }
 
 /// History rules: the configured ones first, then the demo price feed's.
-fn history_rules(config: &Config) -> Result<Vec<HistoryRule>, ConfigError> {
+pub(super) fn history_rules(config: &Config) -> Result<Vec<HistoryRule>, ConfigError> {
     let mut rules = Vec::with_capacity(config.history.len() + 1);
     for rule in &config.history {
         let max_age = (rule.max_age_ms > 0).then(|| Duration::from_millis(rule.max_age_ms));
@@ -212,7 +189,10 @@ fn listener_settings(config: &Config) -> ListenerSettings {
     }
 }
 
-fn tcp_settings(config: &Config) -> Result<Option<TcpSettings>, ConfigError> {
+/// The STOMP-over-TCP listener's settings, and its certificate slot with `[tcp.tls]`.
+type TcpWithCert = (TcpSettings, Option<Arc<CertSlot>>);
+
+fn tcp_settings(config: &Config) -> Result<Option<TcpWithCert>, ConfigError> {
     let tcp = &config.tcp;
     let Some(bind) = tcp.bind else {
         return Ok(None);
@@ -222,17 +202,67 @@ fn tcp_settings(config: &Config) -> Result<Option<TcpSettings>, ConfigError> {
         .as_ref()
         .map(|tls| crate::transport::tls::acceptor(tls, &TCP_TLS))
         .transpose()?;
-    Ok(Some(TcpSettings {
-        bind,
-        tls,
-        proxy_protocol: tcp.proxy_protocol,
-    }))
+    let (tls, cert) = tls.unzip();
+    Ok(Some((
+        TcpSettings {
+            bind,
+            tls,
+            proxy_protocol: tcp.proxy_protocol,
+        },
+        cert,
+    )))
 }
 
 /// Builds everything `config` describes, as the server will at start, without
 /// listening: `check-config` finds what `serve` would refuse.
 pub fn check(config: &Config) -> Result<(), ConfigError> {
     build(config, AppBuilder::new()).map(drop)
+}
+
+/// The limits of sessions opened from now on; a reload applies them afresh.
+pub(super) fn session_limits(config: &Config) -> SessionLimits {
+    let limits = &config.limits;
+    SessionLimits {
+        config: Arc::new(SessionConfig {
+            heartbeat: (config.stomp.heartbeat[0], config.stomp.heartbeat[1]),
+            heartbeat_min_ms: config.stomp.heartbeat_min_ms,
+            max_subscriptions: limits.max_subscriptions,
+            max_transactions: limits.max_transactions,
+            max_transaction_bytes: limits.max_transaction_bytes,
+        }),
+        rules: Arc::new(ConnectionRules {
+            connect_timeout: Duration::from_millis(limits.connect_timeout_ms),
+            send_time_limit: config.send_time_limit(),
+            frame_timeout: Duration::from_millis(limits.frame_timeout_ms),
+            frame_rate: (limits.max_frames_per_second > 0).then_some(FrameRate {
+                per_second: limits.max_frames_per_second,
+                burst: limits.frame_burst,
+            }),
+            codec: config.codec_limits(),
+        }),
+        queue_limits: QueueLimits {
+            soft_bytes: limits.outbound_queue_bytes,
+            grace: Duration::from_millis(limits.outbound_queue_grace_ms),
+            hard_bytes: limits.outbound_queue_max_bytes,
+        },
+    }
+}
+
+/// The caps on connections; `announce` logs the one in force (at start).
+pub(super) fn connection_limits(config: &Config, announce: bool) -> ConnectionLimits {
+    let limits = &config.limits;
+    let max_connections = super::open_files::connection_cap(
+        limits.max_connections,
+        super::open_files::open_file_limit(),
+    );
+    if announce {
+        max_connections.log();
+    }
+    ConnectionLimits {
+        max_total: max_connections.value(),
+        max_per_ip: limits.max_connections_per_ip,
+        max_pending: limits.max_pending_handshakes,
+    }
 }
 
 #[cfg(test)]

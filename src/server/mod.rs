@@ -5,6 +5,9 @@
 
 mod build;
 mod open_files;
+mod reload;
+
+pub use reload::LogLevelHook;
 
 pub use build::check;
 pub use open_files::raise_open_file_limit;
@@ -12,7 +15,7 @@ pub use open_files::raise_open_file_limit;
 use crate::app::AppBuilder;
 use crate::app::template::MessagingTemplate;
 use crate::config::{Config, ConfigError};
-use crate::hub::Hub;
+use crate::hub::{Hub, ReloadError, ReloadReport};
 use crate::security::origin::OriginPolicy;
 use crate::transport::listener::{GuardedListener, ListenerSettings, RemoteAddr};
 use crate::transport::tcp::TcpSettings;
@@ -105,6 +108,17 @@ pub struct Server {
     listener_settings: ListenerSettings,
     /// The STOMP-over-TCP listener, with `[tcp]`.
     tcp: Option<(TcpListener, TcpSettings)>,
+    log_level: Arc<std::sync::OnceLock<LogLevelHook>>,
+}
+
+/// Reloads a running server's configuration (`SIGHUP` in the binary).
+#[derive(Clone, Debug)]
+pub struct Reloader(Arc<Hub>);
+
+impl Reloader {
+    pub fn reload(&self) -> Result<ReloadReport, ReloadError> {
+        self.0.reload()
+    }
 }
 
 /// Triggers shutdown from anywhere (tests, signal handlers).
@@ -139,6 +153,18 @@ impl Server {
             None => None,
         };
         warn_about_api_access(&config);
+        let log_level = Arc::new(std::sync::OnceLock::new());
+        let state = reload::ReloadState {
+            current: std::sync::Mutex::new(config.clone()),
+            server_cert: built.certs.0,
+            tcp_cert: built.certs.1,
+            log_level: log_level.clone(),
+        };
+        let _ = built
+            .hub
+            .reloading
+            .apply
+            .set(Box::new(move |hub, new| reload::apply(hub, &state, new)));
         Ok(Server {
             listener,
             hub: built.hub,
@@ -146,7 +172,27 @@ impl Server {
             tls: built.tls,
             listener_settings: built.listener,
             tcp,
+            log_level,
         })
+    }
+
+    /// Where a reload reads the configuration (the binary: its file, with
+    /// the same command-line overrides). Without it, reloads are refused.
+    pub fn reload_from(
+        &self,
+        source: impl Fn() -> Result<Config, ConfigError> + Send + Sync + 'static,
+    ) {
+        let _ = self.hub.reloading.source.set(Box::new(source));
+    }
+
+    /// How a reload sets the log filter of `[log] level`.
+    pub fn on_log_level(&self, hook: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) {
+        let _ = self.log_level.set(Box::new(hook));
+    }
+
+    /// Reloads from anywhere (a signal handler), also while the server runs.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.hub.clone())
     }
 
     /// Publishes from anywhere, like Spring's `SimpMessagingTemplate`.
@@ -194,6 +240,7 @@ impl Server {
             tls,
             listener_settings,
             tcp,
+            log_level: _,
         } = self;
         let shutdown = hub.lifecycle.shutdown.clone();
         let demo = &config.demo;

@@ -249,7 +249,7 @@ impl Session {
                 user.clone(),
                 answer.roles.unwrap_or_else(|| self.handshake.roles.clone()),
             ),
-            (None, None) if !self.app.settings.auth.allows_anonymous() => {
+            (None, None) if !self.app.settings.auth.load().allows_anonymous() => {
                 return Err(AuthError::Required.into());
             }
             (None, None) => Identity::anonymous(),

@@ -11,6 +11,7 @@ use crate::security::rate::TokenBucket;
 use crate::stomp::{Command, Decoded, Decoder, Limits, Version};
 use crate::telemetry::ConnectionMeter;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
@@ -202,7 +203,7 @@ impl std::fmt::Display for End {
 pub async fn drive<W: Wire>(
     session: &mut Session,
     wire: W,
-    rules: &ConnectionRules,
+    rules: Arc<ConnectionRules>,
     shutdown: &CancellationToken,
     meter: ConnectionMeter,
 ) -> End {
@@ -214,7 +215,7 @@ pub async fn drive<W: Wire>(
         last_stomp_write: Instant::now(),
         meter,
     };
-    let end = serve(session, &mut writer, rules, shutdown).await;
+    let end = serve(session, &mut writer, &rules, shutdown).await;
     writer.finish(session, &end).await;
     if let End::SlowConsumer(_) = end {
         writer.meter.slow_consumers.inc();
@@ -458,7 +459,7 @@ impl Reader {
                     }
                     if session.checks_credentials_of(&frame) {
                         // A password check takes tens of milliseconds: off the async workers.
-                        let auth = session.authenticator().clone();
+                        let auth = session.authenticator();
                         let verdict = tokio::select! {
                             verdict = auth.connect_async(&frame.headers) => verdict,
                             _ = shutdown.cancelled() => return Err(End::Shutdown),
@@ -565,7 +566,9 @@ async fn serve<W: Wire>(
 ) -> End {
     let mut reader = Reader::new(rules, writer.meter.messages_received.clone());
     let opened = Instant::now();
-    let mut connected = false;
+    // Sessions a transport connected itself (SSE, plain endpoints) have no
+    // CONNECT of the client's to time.
+    let mut connected = session.version().is_some();
     let connect_deadline = opened + rules.connect_timeout;
     let keepalive = writer.wire.keepalive();
     let mut last_read = Instant::now();

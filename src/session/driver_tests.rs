@@ -120,8 +120,8 @@ fn app(builder: AppBuilder) -> Arc<AppRuntime> {
     let settings = AppSettings {
         user_from_login: true,
         max_pending_app_messages: 1,
-        auth: Arc::default(),
-        access: Arc::default(),
+        auth: Default::default(),
+        access: Default::default(),
         proxy: None,
     };
     Arc::new(builder.build(broker, None, settings))
@@ -175,7 +175,9 @@ impl Harness {
         let token = shutdown.clone();
         let meter = Arc::new(crate::telemetry::Telemetry::new()).connection("websocket");
         let driver =
-            tokio::spawn(async move { drive(&mut session, wire, &rules, &token, meter).await });
+            tokio::spawn(
+                async move { drive(&mut session, wire, Arc::new(rules), &token, meter).await },
+            );
         Harness {
             client,
             written,

@@ -13,7 +13,7 @@ mod wire;
 use crate::broker::outbound::{Outbound, Outgoing};
 pub use error::SessionError;
 use heartbeat::HeartBeat;
-pub use sessions::Sessions;
+pub use sessions::{SessionLimits, Sessions};
 pub use wire::encode_outgoing;
 
 use crate::app::AppRuntime;
@@ -221,8 +221,8 @@ impl Session {
     }
 
     /// Checks CONNECT credentials; see [`Session::checks_credentials_of`].
-    pub fn authenticator(&self) -> &Arc<crate::security::Authenticator> {
-        &self.app.settings.auth
+    pub fn authenticator(&self) -> Arc<crate::security::Authenticator> {
+        self.app.settings.auth.load_full()
     }
 
     pub fn set_credentials(&mut self, verdict: Result<Option<Identity>, AuthError>) {
@@ -437,7 +437,7 @@ impl Session {
                 self.handshake.roles.clone(),
             ));
         }
-        let auth = &self.app.settings.auth;
+        let auth = self.app.settings.auth.load();
         let verdict = match self.credentials.take() {
             Some(verdict) => verdict,
             None => auth.connect(&frame.headers),
@@ -458,6 +458,7 @@ impl Session {
         self.app
             .settings
             .access
+            .load()
             .check(action, destination, self.info.subject())
             .map_err(SessionError::from)
     }

@@ -25,8 +25,8 @@ fn app_with(builder: AppBuilder) -> Arc<AppRuntime> {
     let settings = AppSettings {
         user_from_login: true,
         max_pending_app_messages: 4,
-        auth: Arc::default(),
-        access: Arc::default(),
+        auth: Default::default(),
+        access: Default::default(),
         proxy: None,
     };
     Arc::new(builder.build(broker, None, settings))

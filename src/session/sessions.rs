@@ -6,33 +6,33 @@ use super::{Session, SessionConfig};
 use crate::app::AppRuntime;
 use crate::app::session_info::Handshake;
 use crate::broker::outbound::{Outbound, QueueBudget, QueueLimits};
+use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The limits a new session runs with; a reload replaces them for the
+/// sessions opened after it, and those already open keep theirs.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    pub config: Arc<SessionConfig>,
+    pub rules: Arc<ConnectionRules>,
+    pub queue_limits: QueueLimits,
+}
 
 #[derive(Debug)]
 pub struct Sessions {
     app: Arc<AppRuntime>,
-    config: Arc<SessionConfig>,
-    rules: ConnectionRules,
-    queue_limits: QueueLimits,
+    limits: ArcSwap<SessionLimits>,
     /// Bytes queued for all sessions together, capped by `limits.max_queued_bytes_total`.
     queued: Arc<QueueBudget>,
     next_id: AtomicU64,
 }
 
 impl Sessions {
-    pub fn new(
-        app: Arc<AppRuntime>,
-        config: SessionConfig,
-        rules: ConnectionRules,
-        queue_limits: QueueLimits,
-        max_queued_bytes_total: usize,
-    ) -> Self {
+    pub fn new(app: Arc<AppRuntime>, limits: SessionLimits, max_queued_bytes_total: usize) -> Self {
         Sessions {
             app,
-            config: Arc::new(config),
-            rules,
-            queue_limits,
+            limits: ArcSwap::from_pointee(limits),
             queued: QueueBudget::new(max_queued_bytes_total),
             next_id: AtomicU64::new(1),
         }
@@ -44,19 +44,26 @@ impl Sessions {
     }
 
     pub fn open(&self, handshake: Handshake) -> Session {
+        let limits = self.limits.load();
         let outbound = Arc::new(Outbound::with_budget(
-            self.queue_limits,
+            limits.queue_limits,
             self.queued.clone(),
         ));
-        Session::new(handshake, self.app.clone(), outbound, self.config.clone())
+        Session::new(handshake, self.app.clone(), outbound, limits.config.clone())
     }
 
-    pub fn rules(&self) -> &ConnectionRules {
-        &self.rules
+    /// The rules a connection opened now runs with.
+    pub fn rules(&self) -> Arc<ConnectionRules> {
+        self.limits.load().rules.clone()
     }
 
     pub fn queue_limits(&self) -> QueueLimits {
-        self.queue_limits
+        self.limits.load().queue_limits
+    }
+
+    /// For the sessions opened from now on.
+    pub fn replace_limits(&self, limits: SessionLimits) {
+        self.limits.store(Arc::new(limits));
     }
 
     pub fn queued(&self) -> &QueueBudget {

@@ -71,7 +71,13 @@ impl Scrape {
         }
     }
 
+    /// The families with at least one sample: the text encoder refuses an
+    /// empty one (a labelled family nobody has a value for yet, such as the
+    /// sessions of a node without any).
     pub(super) fn families(self) -> Vec<MetricFamily> {
         self.families
+            .into_iter()
+            .filter(|family| !family.get_metric().is_empty())
+            .collect()
     }
 }

@@ -39,7 +39,7 @@ pub(crate) fn authorize_read(
     headers: &HeaderMap,
     query_token: Option<&str>,
 ) -> Result<(), ApiError> {
-    let settings = &hub.settings.api;
+    let settings = hub.settings.api.load();
     if settings.token.is_empty() && settings.read_token.is_empty() {
         return Ok(());
     }
@@ -58,7 +58,7 @@ pub(crate) fn authorize_write(
     query_token: Option<&str>,
     peer: SocketAddr,
 ) -> Result<(), ApiError> {
-    let settings = &hub.settings.api;
+    let settings = hub.settings.api.load();
     if !settings.token.is_empty() {
         return if matches(given_token(headers, query_token), &settings.token) {
             Ok(())

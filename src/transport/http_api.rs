@@ -32,6 +32,8 @@ pub(crate) enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl IntoResponse for ApiError {
@@ -42,6 +44,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
         };
         let mut response = (
             status,
@@ -273,6 +276,27 @@ async fn close_session(
     }
 }
 
+/// `POST /api/reload`: reads the configuration file again (as `SIGHUP` does).
+async fn reload(
+    State(state): State<Arc<Hub>>,
+    ConnectInfo(RemoteAddr(peer)): ConnectInfo<RemoteAddr>,
+    headers: HeaderMap,
+) -> Result<Json<crate::hub::ReloadReport>, ApiError> {
+    authorize_write(&state, &headers, None, peer)?;
+    let hub = state.clone();
+    // Reading files and parsing keys: off the async workers.
+    let outcome = tokio::task::spawn_blocking(move || hub.reload())
+        .await
+        .map_err(|error| ApiError::Unavailable(format!("the reload did not finish: {error}")))?;
+    match outcome {
+        Ok(report) => Ok(Json(report)),
+        Err(error @ crate::hub::ReloadError::NoSource) => {
+            Err(ApiError::Conflict(error.to_string()))
+        }
+        Err(error) => Err(ApiError::BadRequest(error.to_string())),
+    }
+}
+
 pub fn routes() -> Router<Arc<Hub>> {
     Router::new()
         .route("/api/publish", post(publish))
@@ -282,6 +306,7 @@ pub fn routes() -> Router<Arc<Hub>> {
         .route("/api/sessions/{id}", axum::routing::delete(close_session))
         .route("/metrics", get(super::metrics_api::metrics))
         .route("/api/stats/stream", get(super::admin_api::stats_stream))
+        .route("/api/reload", post(reload))
         .route("/health", get(super::cluster_api::health))
         .route("/ready", get(super::cluster_api::ready))
 }

@@ -38,7 +38,7 @@ fn scrape(hub: &Hub) -> Scrape {
     );
     scrape.gauge(
         "stomphub_connections",
-        "Connections carrying a session now (every transport).",
+        "Connections carrying a STOMP session now (WebSocket, SockJS, TCP).",
         as_f64(hub.lifecycle.connections.load(Ordering::Relaxed)),
     );
     scrape.gauge(

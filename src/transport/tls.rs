@@ -4,8 +4,12 @@
 //! task, so a slow handshake never holds up the accept loop.
 
 use crate::config::{ConfigError, TlsConfig};
+use arc_swap::ArcSwap;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -34,8 +38,42 @@ pub const SERVER_TLS: TlsSection = TlsSection {
     alpn: &[b"http/1.1"],
 };
 
+/// The certificate a listener presents, replaceable while it runs: a reload
+/// (`SIGHUP`, `POST /api/reload`) swaps in a renewed one for the next
+/// handshakes, and connections already up keep theirs.
+#[derive(Debug)]
+pub struct CertSlot {
+    current: ArcSwap<CertifiedKey>,
+    section: TlsSection,
+}
+
+impl ResolvesServerCert for CertSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+/// A certificate read and checked, ready to be presented.
+pub struct LoadedCert(CertifiedKey);
+
+impl CertSlot {
+    /// Reads `config`'s files again; the error names the key at fault.
+    pub fn load(&self, config: &TlsConfig) -> Result<LoadedCert, ConfigError> {
+        certified_key(config, &self.section).map(LoadedCert)
+    }
+
+    /// Presents `cert` from the next handshake on.
+    pub fn install(&self, cert: LoadedCert) {
+        self.current.store(Arc::new(cert.0));
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// Loads the certificate chain and key; the error names the file and the problem.
-pub fn acceptor(config: &TlsConfig, section: &TlsSection) -> Result<TlsAcceptor, ConfigError> {
+fn certified_key(config: &TlsConfig, section: &TlsSection) -> Result<CertifiedKey, ConfigError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert_file)
         .and_then(|certs| certs.collect())
         .map_err(|error| {
@@ -62,20 +100,32 @@ pub fn acceptor(config: &TlsConfig, section: &TlsSection) -> Result<TlsAcceptor,
             ),
         )
     })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+    let key = CertifiedKey::from_der(certs, key, &provider()).map_err(|error| {
+        ConfigError::invalid(
+            section.table,
+            format!("the certificate and key do not fit: {error}"),
+        )
+    })?;
+    Ok(key)
+}
+
+/// The acceptor of a TLS listener, and the slot through which its
+/// certificate is renewed.
+pub fn acceptor(
+    config: &TlsConfig,
+    section: &TlsSection,
+) -> Result<(TlsAcceptor, Arc<CertSlot>), ConfigError> {
+    let slot = Arc::new(CertSlot {
+        current: ArcSwap::from_pointee(certified_key(config, section)?),
+        section: *section,
+    });
+    let mut server = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|error| ConfigError::invalid(section.table, error.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|error| {
-            ConfigError::invalid(
-                section.table,
-                format!("the certificate and key do not fit: {error}"),
-            )
-        })?;
+        .with_cert_resolver(slot.clone());
     server.alpn_protocols = section.alpn.iter().map(|name| name.to_vec()).collect();
-    Ok(TlsAcceptor::from(Arc::new(server)))
+    Ok((TlsAcceptor::from(Arc::new(server)), slot))
 }
 
 /// A server-side TLS stream whose handshake runs on first use.

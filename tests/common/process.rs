@@ -29,7 +29,12 @@ pub fn spawn_listening_with_start_log(
     let mut start_log = Vec::new();
     let addr = loop {
         let line = lines.next().expect("a log line").expect("utf-8 log");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
+        // `http://` or, with [server.tls], `https://`.
+        if let Some(rest) = line
+            .split("listening on http://")
+            .nth(1)
+            .or_else(|| line.split("listening on https://").nth(1))
+        {
             break rest.split_whitespace().next().expect("address").to_owned();
         }
         start_log.push(line);
