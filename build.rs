@@ -1,8 +1,10 @@
-//! Installs the demo pages' npm packages (`web/package.json`: `@stomp/stompjs`,
-//! `sockjs-client`, `stompjs`) when they are missing or older than the lock file,
-//! so that `cargo run --release` alone serves working pages on a fresh machine.
-//! The broker itself never needs them; without npm the build still succeeds and
-//! prints how to install them by hand.
+//! With the `web` feature (on by default), installs the demo pages' npm
+//! packages (`web/package.json`: `@stomp/stompjs`, `sockjs-client`, `stompjs`,
+//! `uplot`) when they are missing or older than the lock file, so that the
+//! pages built into the binary load their scripts and `cargo run --release`
+//! alone serves working pages on a fresh machine. Without the feature (a
+//! library built with `default-features = false`) nothing runs npm. Without
+//! npm the build still succeeds and says how to install the packages by hand.
 
 use std::path::Path;
 use std::process::Command;
@@ -13,6 +15,9 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 fn main() {
+    if std::env::var_os("CARGO_FEATURE_WEB").is_none() {
+        return;
+    }
     println!("cargo:rerun-if-changed=web/package.json");
     println!("cargo:rerun-if-changed=web/package-lock.json");
     // npm writes this after an install: checked on every build until it is

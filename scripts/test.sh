@@ -44,6 +44,7 @@ need_apt openssl openssl
 need_apt redis-server redis-server
 need_apt redis-cli redis-tools
 need_apt nginx nginx
+need_apt systemd-analyze systemd
 # tests/metrics.rs scrapes the broker with Prometheus and lints a scrape with promtool.
 # Without recommends: no node exporter or service beside it.
 command -v promtool >/dev/null 2>&1 || apt_install --no-install-recommends prometheus
@@ -74,6 +75,19 @@ cargo build --bin stomphub
 npm ci --prefix tests/node --no-audit --no-fund
 STOMPHUB_REQUIRE_CLUSTER_TOOLS=1 npm test --prefix tests/node
 echo "screenshots: $(ls test-output/*.png | tr '\n' ' ')"
+
+step "contrib/stomphub.service passes systemd-analyze verify"
+# The unit names the installed path; the check runs it against this build.
+unit_dir=$(mktemp -d)
+sed "s|/usr/local/bin/stomphub|$PWD/target/debug/stomphub|g" contrib/stomphub.service >"$unit_dir/stomphub.service"
+# Unknown keys are only warnings there: any output fails the check.
+unit_check=$(systemd-analyze verify "$unit_dir/stomphub.service" 2>&1) || { echo "$unit_check"; exit 1; }
+if [ -n "$unit_check" ]; then
+  echo "$unit_check"
+  exit 1
+fi
+rm -rf "$unit_dir"
+echo "verified; hardening: $(systemd-analyze security --offline=true "$PWD/contrib/stomphub.service" 2>/dev/null | tail -n 1)"
 
 step "end-to-end: stomp.py (PyPI) over STOMP on TCP and TLS"
 # A virtual environment of the tests' own: Debian's python3 refuses pip installs

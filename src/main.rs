@@ -83,9 +83,12 @@ fn init_logging(log: &LogConfig) -> stomphub::LogLevelHook {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, fmt, reload};
-    let from_env = std::env::var_os("RUST_LOG").is_some();
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
+    // An empty RUST_LOG (a unit's `Environment=RUST_LOG=`) counts as unset.
+    let from_env = std::env::var("RUST_LOG").is_ok_and(|value| !value.trim().is_empty());
+    let filter = from_env
+        .then(EnvFilter::try_from_default_env)
+        .and_then(Result::ok)
+        .map_or_else(|| EnvFilter::try_new(&log.level), Ok)
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let registry = tracing_subscriber::registry().with(filter);
@@ -224,6 +227,14 @@ fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
     if config_args.path().is_none() {
         tracing::info!("no ./{DEFAULT_CONFIG}; using built-in defaults");
     }
+    // Said again now that logging runs (loading came first).
+    let overrides: Vec<String> = std::env::vars()
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("STOMPHUB_") && name.contains("__"))
+        .collect();
+    if !overrides.is_empty() {
+        tracing::info!(variables = ?overrides, "configuration keys set by STOMPHUB_* environment variables");
+    }
     stomphub::raise_open_file_limit();
     if let Some(bind) = args.bind {
         config.server.bind = bind;
@@ -240,6 +251,9 @@ fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Listening for SIGHUP from the start: its default action ends the
+        // process, and a reload may come while the server is still binding.
+        let hangups = hangups();
         let server = match Server::bind(config).await {
             Ok(server) => server,
             // A bad entry, or a key or certificate file it names, is a config error.
@@ -282,7 +296,7 @@ fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
             Ok(config)
         });
         server.on_log_level(set_log_level);
-        reload_on_sighup(server.reloader());
+        reload_on_sighup(hangups, server.reloader());
         let handle = server.shutdown_handle();
         tokio::spawn(async move {
             shutdown_signal().await;
@@ -302,19 +316,39 @@ fn serve(config_args: &ConfigArgs, args: ServeArgs) -> ExitCode {
     })
 }
 
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+fn hangups() -> Hangups {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(hangups) => Some(hangups),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reload with POST /api/reload");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// `SIGHUP` reloads the configuration, as `POST /api/reload` does; the
 /// outcome is logged either way.
-fn reload_on_sighup(reloader: stomphub::Reloader) {
+fn reload_on_sighup(hangups: Hangups, reloader: stomphub::Reloader) {
     #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reload with POST /api/reload");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            let reloader = reloader.clone();
-            let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
-        }
-    });
+    if let Some(mut hangups) = hangups {
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                let reloader = reloader.clone();
+                let _ = tokio::task::spawn_blocking(move || reloader.reload()).await;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (hangups, reloader);
 }

@@ -7,6 +7,7 @@ mod common {
 }
 
 use common::stomp_client::Client;
+use std::io::Write;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -517,14 +518,25 @@ fn environment_variables_override_keys_and_logs_can_be_json() {
     };
     let output = check(&[
         ("STOMPHUB_LIMITS__MAX_FRAME_SIZE", "131072"),
-        ("STOMPHUB_SERVER__ALLOWED_ORIGINS", "[\"https://app.example\"]"),
+        (
+            "STOMPHUB_SERVER__ALLOWED_ORIGINS",
+            "[\"https://app.example\"]",
+        ),
         ("STOMPHUB_API__TOKEN", "from-the-environment"),
     ]);
     let text = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(text.contains("max_frame_size = 131072"), "{text}");
     assert!(text.contains("\"https://app.example\""), "{text}");
-    assert!(!text.contains("from-the-environment"), "secrets stay masked: {text}");
+    assert!(
+        !text.contains("from-the-environment"),
+        "secrets stay masked: {text}"
+    );
     let unknown = check(&[("STOMPHUB_LIMITS__MAX_FRAME_SIZ", "1")]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("max_frame_siz"));
@@ -550,8 +562,55 @@ fn environment_variables_override_keys_and_logs_can_be_json() {
         .expect("utf-8");
     let _ = child.kill();
     let _ = child.wait();
-    let parsed: serde_json::Value = serde_json::from_str(&first)
-        .unwrap_or_else(|error| panic!("not JSON ({error}): {first}"));
+    let parsed: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|error| panic!("not JSON ({error}): {first}"));
     assert!(parsed["fields"]["message"].is_string(), "{parsed}");
     assert_eq!(parsed["level"], "INFO", "{parsed}");
+}
+
+#[test]
+fn the_binary_copied_to_an_empty_directory_serves_the_demo_pages() {
+    let dir = std::env::temp_dir().join(format!("stomphub-anywhere-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let binary = dir.join("stomphub");
+    std::fs::copy(env!("CARGO_BIN_EXE_stomphub"), &binary).expect("copy the binary");
+    let (mut child, addr, _lines) = common::process::spawn_listening(
+        Command::new(&binary)
+            .current_dir(&dir)
+            .env_remove("STOMPHUB_CONFIG")
+            .args(["serve", "--bind", "127.0.0.1:0"]),
+    );
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut answer = Vec::new();
+        std::io::Read::read_to_end(&mut stream, &mut answer).expect("answer");
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    for (path, expected) in [
+        ("/", "<html"),
+        ("/admin/", "uPlot"),
+        ("/sse/price.html", "EventSource"),
+        ("/node_modules/@stomp/stompjs/esm6/index.js", "export"),
+        ("/node_modules/sockjs-client/dist/sockjs.min.js", "SockJS"),
+        ("/node_modules/uplot/dist/uPlot.iife.min.js", "uPlot"),
+    ] {
+        let answer = get(path);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer:.200}");
+        assert!(answer.contains(expected), "{path} lacks {expected:?}");
+    }
+    assert!(get("/missing.html").starts_with("HTTP/1.1 404"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        std::fs::read_dir(&dir).expect("list").count(),
+        1,
+        "nothing but the binary was needed or written"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

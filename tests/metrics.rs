@@ -61,6 +61,15 @@ impl Prometheus {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn prometheus");
+        // Its HTTP API comes up after the storage opens.
+        let started = Instant::now();
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "prometheus did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Prometheus { child, addr }
     }
 

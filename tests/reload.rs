@@ -225,6 +225,12 @@ async fn an_invalid_file_changes_nothing_and_the_api_names_the_key() {
     broker
         .wait_for_log("takes effect at the next restart")
         .await;
+    // Still due at the next reload: the running server has not changed.
+    let again = request(broker.addr, "POST", "/api/reload", &[], "")
+        .await
+        .json();
+    assert_eq!(again["needs_restart"], serde_json::json!(["sse"]));
+    assert_eq!(again["applied"], serde_json::json!([]));
     // The subscriber from the start was never disturbed.
     client.publish(NEWS, "still here").await;
     assert_eq!(&client.frame().await.body[..], b"still here");

@@ -60,9 +60,6 @@ pub(crate) fn build_hub(config: &Config, app: AppBuilder) -> Result<Arc<Hub>, Co
 
 fn router(hub: Arc<Hub>, config: &Config) -> Router {
     let web_root = config.server.web_root.clone();
-    if !web_root.is_dir() {
-        tracing::warn!(web_root = %web_root.display(), "web root is not a directory; only the WebSocket endpoint is served");
-    }
     // Browsers may read the API and SSE streams from the origins the WebSocket admits.
     let mut cross_origin = http_api::routes();
     if config.sse.enabled {
@@ -78,12 +75,38 @@ fn router(hub: Arc<Hub>, config: &Config) -> Router {
         router = router.merge(crate::demo::http_routes());
     }
     router = router.merge(endpoint::routes(&hub.settings.websocket.endpoints));
-    router =
-        router.fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true));
+    router = serve_pages(router, &web_root);
     if config.sockjs.enabled {
         router = sockjs::guard_session_urls(router, &config.stomp.endpoint);
     }
-    router.with_state(hub)
+    // The access log: a line per request (method, path, status, latency) at DEBUG.
+    let access_log = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG))
+        .on_response(
+            tower_http::trace::DefaultOnResponse::new()
+                .level(tracing::Level::DEBUG)
+                .latency_unit(tower_http::LatencyUnit::Micros),
+        );
+    router.layer(access_log).with_state(hub)
+}
+
+/// `/`: the folder `server.web_root` names, or the pages built into the binary.
+fn serve_pages(router: Router<Arc<Hub>>, web_root: &std::path::Path) -> Router<Arc<Hub>> {
+    if !web_root.as_os_str().is_empty() {
+        if !web_root.is_dir() {
+            tracing::warn!(web_root = %web_root.display(), "server.web_root is not a directory; no pages are served");
+        }
+        return router
+            .fallback_service(ServeDir::new(web_root).append_index_html_on_directories(true));
+    }
+    #[cfg(feature = "web")]
+    if crate::transport::web_assets::available() {
+        return router.fallback(crate::transport::web_assets::serve);
+    }
+    tracing::warn!(
+        "no pages are built in (the `web` feature, and web/ at build time): set server.web_root to serve a folder"
+    );
+    router
 }
 
 /// CORS answers for the origins `server.allowed_origins` admits.
@@ -156,6 +179,7 @@ impl Server {
         let log_level = Arc::new(std::sync::OnceLock::new());
         let state = reload::ReloadState {
             current: std::sync::Mutex::new(config.clone()),
+            started: config.clone(),
             server_cert: built.certs.0,
             tcp_cert: built.certs.1,
             log_level: log_level.clone(),

@@ -20,6 +20,9 @@ pub type LogLevelHook = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 /// What a reload compares with and where it puts what it built.
 pub(super) struct ReloadState {
     pub current: Mutex<Config>,
+    /// What the server started with: a key only a restart changes stays
+    /// reported on every reload until then.
+    pub started: Config,
     pub server_cert: Option<Arc<CertSlot>>,
     pub tcp_cert: Option<Arc<CertSlot>>,
     pub log_level: Arc<std::sync::OnceLock<LogLevelHook>>,
@@ -52,7 +55,7 @@ pub(super) fn apply(
     }
 
     let mut report = ReloadReport {
-        needs_restart: needs_restart(&current, &new),
+        needs_restart: needs_restart(&state.started, &new),
         ..ReloadReport::default()
     };
     let mut applied = |section: &'static str, changed: bool| {
@@ -92,7 +95,7 @@ pub(super) fn apply(
     for key in &report.needs_restart {
         tracing::warn!(
             key,
-            "changed in the configuration file; takes effect at the next restart"
+            "differs from the running configuration; takes effect at the next restart"
         );
     }
     *current = new;

@@ -15,6 +15,8 @@ pub mod sockjs;
 pub mod sse;
 pub mod tcp;
 pub mod tls;
+#[cfg(feature = "web")]
+pub mod web_assets;
 pub mod websocket;
 
 use crate::app::session_info::Handshake;
