@@ -22,6 +22,8 @@ cd "$(dirname "$0")/.."
 OLD=${1:?usage: scripts/bench-compare.sh OLD_COMMIT [NEW_COMMIT]}
 NEW=${2:-HEAD}
 ROUNDS="${ROUNDS:-3}"
+# Which scenarios to run, e.g. SCENARIOS=fanout for fan-out alone.
+SCENARIOS="${SCENARIOS:-fanout p2p conns}"
 PORT=18091
 ROMP_PORT="${ROMP_PORT:-7997}"
 CONNS_CONCURRENCY="${CONNS_CONCURRENCY:-200}"
@@ -100,9 +102,14 @@ run_romp() { # round
 for round in $(seq 1 "$ROUNDS"); do
   for name in old new; do
     echo "==> round $round: $name"
-    run "$name" fanout "$round" fanout --subscribers 100 --messages 5000 --body 128 --max-seconds 60
-    run "$name" p2p "$round" p2p --users 1000 --publishers 4 --messages 50000 --body 128 --max-seconds 60
-    run "$name" conns "$round" conns --connections 10000 --concurrency "$CONNS_CONCURRENCY" --hold-seconds 5
+    for scenario in $SCENARIOS; do
+      case $scenario in
+        fanout) run "$name" fanout "$round" fanout --subscribers 100 --messages 5000 --body 128 --max-seconds 60 ;;
+        p2p) run "$name" p2p "$round" p2p --users 1000 --publishers 4 --messages 50000 --body 128 --max-seconds 60 ;;
+        conns) run "$name" conns "$round" conns --connections 10000 --concurrency "$CONNS_CONCURRENCY" --hold-seconds 5 ;;
+        *) echo "unknown scenario $scenario (fanout, p2p, conns)" >&2; exit 1 ;;
+      esac
+    done
   done
   if [ -n "${ROMP:-}" ]; then
     echo "==> round $round: romp (conns)"
