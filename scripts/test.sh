@@ -66,6 +66,9 @@ STOMPHUB_REQUIRE_CLUSTER_TOOLS=1 cargo test --workspace --all-targets
 step "overload: a burst against the optimised broker (slow-consumer rules need release speed)"
 cargo test --release --test overload
 
+step "the release binary, copied to an empty directory, serves the demo pages"
+cargo test --release --test cli the_binary_copied_to_an_empty_directory_serves_the_demo_pages
+
 step "examples"
 cargo build --examples
 

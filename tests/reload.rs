@@ -345,3 +345,44 @@ async fn a_renewed_certificate_is_served_to_the_next_client_while_wss_stays_up()
     assert!(lines.contains("server.tls"), "{lines}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_change_takes_effect_for_the_next_send() {
+    let dir = scratch("route");
+    let config = dir.join("broker.toml");
+    let route = |to: &str| {
+        format!("[demo]\nenabled = false\n\n[[route]]\nfrom = \"/greet\"\nto = \"{to}\"\n")
+    };
+    std::fs::write(&config, route("/topic/hello")).expect("write");
+    let broker = Broker::start(&config);
+    let mut listener = Client::connect(&broker.url()).await;
+    listener.subscribe("hello", "/topic/hello").await;
+    listener.subscribe("welcome", "/topic/welcome").await;
+    let mut sender = Client::connect(&broker.url()).await;
+    sender
+        .send(
+            Frame::new(Stomp::Send)
+                .header("destination", "/app/greet")
+                .body("one"),
+        )
+        .await;
+    let first = listener.frame().await;
+    assert_eq!(first.get("destination"), Some("/topic/hello"));
+
+    std::fs::write(&config, route("/topic/welcome")).expect("write");
+    let answer = request(broker.addr, "POST", "/api/reload", &[], "").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["applied"], serde_json::json!(["route"]));
+    // The same session, still connected, now reaches the new destination.
+    sender
+        .send(
+            Frame::new(Stomp::Send)
+                .header("destination", "/app/greet")
+                .body("two"),
+        )
+        .await;
+    let second = listener.frame().await;
+    assert_eq!(second.get("destination"), Some("/topic/welcome"));
+    assert_eq!(&second.body[..], b"two");
+    let _ = std::fs::remove_dir_all(&dir);
+}

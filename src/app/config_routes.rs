@@ -36,6 +36,7 @@ pub fn register(
 ) -> Result<(), ConfigError> {
     let (app_prefixes, broker_prefixes) = prefixes;
     let all_prefixes = Prefixes::new(app_prefixes.to_vec(), broker_prefixes.to_vec());
+    let start = app.messages.len();
     for route in routes {
         if let Some(url) = &route.proxy {
             check_proxied(route, url)?;
@@ -55,7 +56,20 @@ pub fn register(
             (None, None) => mapping.no_reply(),
         };
     }
+    app.configured = start..app.messages.len();
     Ok(())
+}
+
+/// The mappings of `routes` alone, for a reload to put in place of the
+/// running ones ([`super::router::AppRouter::replace_configured`]).
+pub fn mappings(
+    routes: &[RouteConfig],
+    prefixes: (&[String], &[String]),
+    proxy: Option<&Arc<Proxy>>,
+) -> Result<Vec<Arc<super::router::Mapping>>, ConfigError> {
+    let mut app = AppBuilder::new();
+    register(routes, prefixes, proxy, &mut app)?;
+    Ok(app.messages.into_iter().map(Arc::new).collect())
 }
 
 fn check_proxied(route: &RouteConfig, url: &str) -> Result<(), ConfigError> {

@@ -55,6 +55,8 @@ fn default_exception_handler() -> ExceptionHandler {
 /// with the reason, like a malformed route in axum.
 pub struct AppBuilder {
     messages: Vec<Mapping>,
+    /// Which of `messages` came from `[[route]]` tables (see `config_routes`).
+    configured: std::ops::Range<usize>,
     sockets: Vec<(EndpointConfig, Arc<dyn SocketHandler>)>,
     subscriptions: Vec<Mapping>,
     events: Events,
@@ -67,6 +69,7 @@ impl Default for AppBuilder {
     fn default() -> Self {
         AppBuilder {
             messages: Vec::new(),
+            configured: 0..0,
             subscriptions: Vec::new(),
             events: Events::default(),
             handshake: Vec::new(),
@@ -198,9 +201,14 @@ impl AppBuilder {
         let mut handshake: Vec<Arc<dyn HandshakeInterceptor>> =
             vec![Arc::new(SessionIdInterceptor)];
         handshake.extend(self.handshake);
+        let mut messages: Vec<Arc<Mapping>> = self.messages.into_iter().map(Arc::new).collect();
+        let after = messages.split_off(self.configured.end.min(messages.len()));
+        let configured = messages.split_off(self.configured.start.min(messages.len()));
         AppRuntime {
             router: AppRouter {
-                messages: self.messages.into_iter().map(Arc::new).collect(),
+                messages,
+                configured: arc_swap::ArcSwap::from_pointee(configured),
+                messages_after: after,
                 subscriptions: self.subscriptions.into_iter().map(Arc::new).collect(),
             },
             events: self.events,

@@ -155,10 +155,14 @@ impl Mapping {
     }
 }
 
-/// Handlers by destination, first registered wins on overlap.
+/// Handlers by destination, first registered wins on overlap: handlers
+/// registered in code, then the `[[route]]` tables (which a reload
+/// replaces), then the demo's.
 #[derive(Debug, Default)]
 pub struct AppRouter {
     pub(crate) messages: Vec<std::sync::Arc<Mapping>>,
+    pub(crate) configured: arc_swap::ArcSwap<Vec<std::sync::Arc<Mapping>>>,
+    pub(crate) messages_after: Vec<std::sync::Arc<Mapping>>,
     pub(crate) subscriptions: Vec<std::sync::Arc<Mapping>>,
 }
 
@@ -181,6 +185,14 @@ impl AppRouter {
         path: &str,
     ) -> Option<(std::sync::Arc<Mapping>, HashMap<String, String>)> {
         find(&self.messages, path)
+            .or_else(|| find(&self.configured.load(), path))
+            .or_else(|| find(&self.messages_after, path))
+    }
+
+    /// The `[[route]]` mappings from now on; SENDs already handed to a
+    /// handler finish with the one they found.
+    pub fn replace_configured(&self, mappings: Vec<std::sync::Arc<Mapping>>) {
+        self.configured.store(std::sync::Arc::new(mappings));
     }
 
     pub fn find_subscription(
@@ -191,7 +203,10 @@ impl AppRouter {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.messages.is_empty() && self.subscriptions.is_empty()
+        self.messages.is_empty()
+            && self.configured.load().is_empty()
+            && self.messages_after.is_empty()
+            && self.subscriptions.is_empty()
     }
 }
 

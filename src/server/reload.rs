@@ -1,6 +1,6 @@
 //! Taking on a new configuration while running (`SIGHUP`, `POST /api/reload`):
 //! `[[acl]]`, `[auth]`, `[api]`, `server.allowed_origins`, `[limits]`,
-//! `[[history]]`, `[log] level` and the TLS certificates change for new
+//! `[[route]]`, `[[history]]`, `[log] level` and the TLS certificates change for new
 //! frames and connections, and no connection is dropped. Everything is built
 //! and checked before anything is replaced, so a file that fails changes
 //! nothing. What only a restart can change is named in the report and logged.
@@ -40,6 +40,20 @@ pub(super) fn apply(
     let auth = Authenticator::new(&new.auth)?;
     let origins = OriginPolicy::new(&new.server.allowed_origins)?;
     let history = history_rules(&new)?;
+    // Routes under the prefixes and with the [proxy] settings the server runs
+    // with (both take a restart).
+    let started = &state.started;
+    let route_proxy = new
+        .routes
+        .iter()
+        .any(|route| route.proxy.is_some())
+        .then(|| crate::proxy::Proxy::new(&started.proxy).map(Arc::new))
+        .transpose()?;
+    let routes = crate::app::config_routes::mappings(
+        &new.routes,
+        (&started.stomp.app_prefixes, &started.stomp.broker_prefixes),
+        route_proxy.as_ref(),
+    )?;
     let server_cert = match (&state.server_cert, &new.server.tls) {
         (Some(slot), Some(tls)) => Some((slot, slot.load(tls)?)),
         _ => None,
@@ -80,6 +94,8 @@ pub(super) fn apply(
     );
     hub.sessions.replace_limits(session_limits(&new));
     hub.admission.set_limits(connection_limits(&new, false));
+    applied("route", new.routes != current.routes);
+    hub.app.router.replace_configured(routes);
     applied("history", new.history != current.history);
     hub.broker().replace_history_rules(history);
     applied("log.level", new.log.level != current.log.level);
@@ -103,7 +119,7 @@ pub(super) fn apply(
 }
 
 /// The keys a running server cannot take on: listeners, threads, transports,
-/// prefixes and routes, the cluster, the application proxy, the demo.
+/// prefixes, the cluster, the application proxy, the demo.
 fn needs_restart(current: &Config, new: &Config) -> Vec<&'static str> {
     let mut keys = Vec::new();
     let mut check = |key: &'static str, changed: bool| {
@@ -184,7 +200,6 @@ fn needs_restart(current: &Config, new: &Config) -> Vec<&'static str> {
             current.tcp.tls.is_some(),
         ) != (new.tcp.bind, new.tcp.proxy_protocol, new.tcp.tls.is_some()),
     );
-    check("route", current.routes != new.routes);
     check("cluster", current.cluster != new.cluster);
     check("proxy", current.proxy != new.proxy);
     check("demo", current.demo != new.demo);
