@@ -250,6 +250,35 @@ async fn without_a_token_writes_answer_loopback_clients_only() {
     let closing = request(server.addr, "DELETE", "/api/sessions/1", &forwarded, "").await;
     assert_eq!(closing.status, 403);
 
+    // A trusted proxy on loopback whose headers name nobody usable is not
+    // taken for a local client.
+    let behind_local_proxy = TestServer::start_with(|config| {
+        config.server.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    for unusable in ["for=unknown", "for=\"_hidden\""] {
+        let headers = [json, ("Forwarded", unusable)];
+        let answer = request(
+            behind_local_proxy.addr,
+            "POST",
+            "/api/publish",
+            &headers,
+            body,
+        )
+        .await;
+        assert_eq!(answer.status, 403, "Forwarded: {unusable}: {}", answer.body);
+    }
+    let named_local = [json, ("X-Forwarded-For", "127.0.0.1")];
+    let answer = request(
+        behind_local_proxy.addr,
+        "POST",
+        "/api/publish",
+        &named_local,
+        body,
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
     let open = TestServer::start_with(|config| config.api.insecure = true).await;
     let allowed = request(open.addr, "POST", "/api/publish", &forwarded, body).await;
     assert_eq!(allowed.status, 200, "{}", allowed.body);

@@ -407,3 +407,31 @@ async fn a_slow_sse_consumer_is_cut_off_while_others_keep_receiving() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A `Last-Event-ID` of another epoch is answered with history-gone; the
+/// stream then stands at the start of the current epoch for that destination,
+/// so the ids it sends no longer carry the foreign position.
+#[tokio::test]
+async fn after_a_foreign_epoch_the_ids_start_over() {
+    let server = TestServer::start_with(|config| {
+        config.history = vec![history("/topic/**", 10)];
+    })
+    .await;
+    let path = "/sse/subscribe?destination=/topic/left&destination=/topic/right";
+    let mut stream = SseClient::open(server.addr, path, Some("abc-5.0")).await;
+    let (_, event, _) = stream.event().await;
+    assert_eq!(event, "history-gone");
+    server
+        .template
+        .send(
+            "/topic/right",
+            &Default::default(),
+            stomphub::Payload::text("r1"),
+        )
+        .unwrap();
+    let (id, _, data) = stream.event().await;
+    assert_eq!(data, "r1");
+    let id = id.expect("an id");
+    let (left, _) = id.split_once('.').expect("two positions");
+    assert_eq!(left, "0", "{id}: the foreign position is not kept");
+}

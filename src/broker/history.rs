@@ -239,8 +239,10 @@ pub struct History {
     /// Replaced by a reload: new rings follow the new rules.
     rules: ArcSwap<Vec<HistoryRule>>,
     rings: RwLock<HashMap<String, Arc<Mutex<Ring>>>>,
-    /// The epoch this broker numbers in; `NONE` when a shared store numbers.
-    epoch: Epoch,
+    /// Whether this broker numbers (else a shared store does, with its epochs).
+    numbers_here: bool,
+    /// Tells apart the epochs of rings made in the same microsecond.
+    rings_made: std::sync::atomic::AtomicU64,
 }
 
 impl History {
@@ -249,14 +251,15 @@ impl History {
         History {
             rules: ArcSwap::from_pointee(rules),
             rings: RwLock::new(HashMap::new()),
-            epoch: Epoch::fresh(std::process::id().into()),
+            numbers_here: true,
+            rings_made: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// History numbered by a shared store (the cluster): epochs come from it.
     pub fn shared(rules: Vec<HistoryRule>) -> Self {
         History {
-            epoch: Epoch::NONE,
+            numbers_here: false,
             ..History::new(rules)
         }
     }
@@ -302,16 +305,29 @@ impl History {
         {
             return Some(ring.clone());
         }
+        let mut rings = self.rings.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(ring) = rings.get(destination) {
+            return Some(ring.clone());
+        }
+        // The rules as they are now, under the lock a reload takes too: a
+        // ring is never made from rules a reload has just replaced.
+        let rules = self.rules.load();
         let rule = rules
             .iter()
             .find(|rule| rule.pattern.matches(destination))?;
-        let mut rings = self.rings.write().unwrap_or_else(|p| p.into_inner());
-        Some(
-            rings
-                .entry(destination.to_owned())
-                .or_insert_with(|| Arc::new(Mutex::new(Ring::new(rule, self.epoch))))
-                .clone(),
-        )
+        // Every ring made here numbers in an epoch of its own: one a reload
+        // dropped and a later publish makes again starts at 1 in another.
+        let epoch = if self.numbers_here {
+            Epoch::fresh(
+                self.rings_made
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            )
+        } else {
+            Epoch::NONE
+        };
+        let ring = Arc::new(Mutex::new(Ring::new(rule, epoch)));
+        rings.insert(destination.to_owned(), ring.clone());
+        Some(ring)
     }
 }
 
@@ -434,6 +450,29 @@ mod tests {
         let start = ring.since("0".parse().unwrap());
         assert!(!start.gone && start.messages.len() == 13);
         assert!(!ring.since(Position::new(epoch(2), 13)).gone);
+    }
+
+    #[test]
+    fn a_ring_made_again_after_a_reload_numbers_in_another_epoch() {
+        let rule = HistoryRule::new("/topic/**", 10, None).unwrap();
+        let history = History::new(vec![rule.clone()]);
+        let publish = |history: &History| {
+            let ring = history.ring("/topic/a").unwrap();
+            let mut ring = ring.lock().unwrap();
+            ring.append(message);
+            ring.head()
+        };
+        let before = publish(&history);
+        history.replace_rules(Vec::new());
+        assert!(history.ring("/topic/a").is_none(), "history dropped");
+        history.replace_rules(vec![rule]);
+        let after = publish(&history);
+        assert_eq!((before.seq, after.seq), (1, 1));
+        let ring = history.ring("/topic/a").unwrap();
+        assert!(
+            ring.lock().unwrap().since(before).gone,
+            "a position from the dropped ring is never taken for the new one's"
+        );
     }
 
     #[test]

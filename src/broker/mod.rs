@@ -37,6 +37,24 @@ fn delivery(message: &Arc<PreparedMessage>, subscription: &Subscription) -> Outg
         message: message.clone(),
         subscription: subscription.id.clone(),
         needs_ack: subscription.ack != AckMode::Auto,
+        replayed: false,
+    }
+}
+
+fn replayed(message: &Arc<PreparedMessage>, subscription: &Subscription) -> Outgoing {
+    match delivery(message, subscription) {
+        Outgoing::Delivery {
+            message,
+            subscription,
+            needs_ack,
+            ..
+        } => Outgoing::Delivery {
+            message,
+            subscription,
+            needs_ack,
+            replayed: true,
+        },
+        other => other,
     }
 }
 
@@ -286,7 +304,7 @@ impl Broker {
                 let size = message.approximate_len() + subscription.id.len();
                 subscription
                     .outbound
-                    .push(delivery(message, &subscription), size);
+                    .push(replayed(message, &subscription), size);
             }
         }
         let head = ring.head();

@@ -141,6 +141,8 @@ pub enum Outgoing {
         subscription: Arc<str>,
         /// Whether the client acknowledges (1.2 then needs an `ack` header).
         needs_ack: bool,
+        /// From history, published long before: not a delivery-latency sample.
+        replayed: bool,
     },
     /// A control frame: CONNECTED, RECEIPT, ERROR.
     Frame(Frame),

@@ -143,7 +143,13 @@ pub(super) async fn run(
     };
     let outbox = Arc::new(tokio::sync::Mutex::new(outbox));
     let min = Duration::from_millis(cluster.config.reconnect_min_ms);
-    let max = Duration::from_millis(cluster.config.reconnect_max_ms);
+    // A longest delay below the first counts as the first.
+    let max = Duration::from_millis(
+        cluster
+            .config
+            .reconnect_max_ms
+            .max(cluster.config.reconnect_min_ms),
+    );
     let mut backoff = min;
     while !shutdown.is_cancelled() {
         let attempt = async {
@@ -385,6 +391,12 @@ async fn follow_interest(cluster: Arc<Cluster>, mut sink: PubSubSink) -> String 
             };
             if let Err(error) = done {
                 return format!("subscribing to {} channels failed: {error}", names.len());
+            }
+            if !pattern {
+                let mut inbound = lock(&cluster.inbound);
+                for name in &names {
+                    inbound.arrivals.listen(name);
+                }
             }
             let mut interest = lock(&cluster.interest);
             for channel in channels {

@@ -139,10 +139,12 @@ impl ClusterConfig {
                 "must be at least 100 and at most half of cluster.registry_ttl_ms",
             ));
         }
-        if self.reconnect_min_ms == 0 || self.reconnect_min_ms > self.reconnect_max_ms {
+        // A maximum below the minimum counts as the minimum: a file that
+        // set only reconnect_min_ms above the default maximum stays valid.
+        if self.reconnect_min_ms == 0 {
             return Err(ConfigError::invalid(
                 "cluster.reconnect_min_ms",
-                "must be above 0 and not above cluster.reconnect_max_ms",
+                "must be above 0",
             ));
         }
         if self.command_timeout_ms < 10 {

@@ -80,8 +80,11 @@ fn router(hub: Arc<Hub>, config: &Config) -> Router {
         router = sockjs::guard_session_urls(router, &config.stomp.endpoint);
     }
     // The access log: a line per request (method, path, status, latency) at DEBUG.
+    // The path only: query strings carry tokens (`?token=`, `?access_token=`).
     let access_log = tower_http::trace::TraceLayer::new_for_http()
-        .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG))
+        .make_span_with(|request: &axum::http::Request<_>| {
+            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+        })
         .on_response(
             tower_http::trace::DefaultOnResponse::new()
                 .level(tracing::Level::DEBUG)

@@ -298,6 +298,7 @@ impl Session {
                 message,
                 subscription: id.into(),
                 needs_ack: ack != AckMode::Auto,
+                replayed: false,
             },
             size,
         );

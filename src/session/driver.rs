@@ -304,9 +304,14 @@ impl<W: Wire> Writer<W> {
         let mut deliveries = 0;
         let mut oldest = None;
         for item in &self.batch {
-            if let Outgoing::Delivery { message, .. } = item {
+            if let Outgoing::Delivery {
+                message, replayed, ..
+            } = item
+            {
                 deliveries += 1;
-                oldest.get_or_insert(message.published_at());
+                if !replayed {
+                    oldest.get_or_insert(message.published_at());
+                }
             }
         }
         self.meter.bytes_sent.inc_by(bytes as u64);

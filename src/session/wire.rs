@@ -23,6 +23,7 @@ pub fn encode_outgoing(item: &Outgoing, version: Version, out: &mut BytesMut) {
             message,
             subscription,
             needs_ack,
+            ..
         } => {
             if *needs_ack && version == Version::V1_2 {
                 // 1.2 clients ACK by the `ack` header; the message id is unique per message.

@@ -20,13 +20,14 @@ impl Epoch {
     pub const NONE: Epoch = Epoch(0);
 
     /// A fresh epoch: the time in microseconds, so epochs of one machine
-    /// differ and grow, mixed with randomness for nodes started together.
-    pub fn fresh(random: u64) -> Epoch {
+    /// differ and grow, with `distinct`'s low bits beside it (a counter, or
+    /// randomness for nodes started together).
+    pub fn fresh(distinct: u64) -> Epoch {
         let micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or_default();
-        Epoch((micros << 8 | (random & 0xff)).max(1))
+        Epoch((micros << 16 | (distinct & 0xffff)).max(1))
     }
 
     pub fn is_known(self) -> bool {

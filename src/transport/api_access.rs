@@ -80,11 +80,21 @@ pub(crate) fn authorize_write(
 /// on loopback, and no untrusted proxy on loopback forwarded it for someone
 /// else (nginx on the same host sends `X-Forwarded-For`).
 fn is_local(hub: &Hub, headers: &HeaderMap, peer: SocketAddr) -> bool {
-    let client = super::handshake::client_addr(hub, headers, peer).client();
-    let forwarded = headers.contains_key("x-forwarded-for")
-        || headers.contains_key("forwarded")
-        || headers.contains_key("x-real-ip");
-    client.ip().to_canonical().is_loopback() && (hub.proxies.trusts(peer.ip()) || !forwarded)
+    use crate::security::proxies::ClientAddr;
+    let loopback = |addr: &SocketAddr| addr.ip().to_canonical().is_loopback();
+    match super::handshake::client_addr(hub, headers, peer) {
+        // Without a trusted proxy's word, forwarding headers mean someone
+        // else's request passed through a proxy on this machine.
+        ClientAddr::Direct(addr) => {
+            let forwarded = headers.contains_key("x-forwarded-for")
+                || headers.contains_key("forwarded")
+                || headers.contains_key("x-real-ip");
+            loopback(&addr) && !forwarded
+        }
+        ClientAddr::Forwarded { client, .. } => loopback(&client),
+        // A trusted proxy that named nobody usable: not provably local.
+        ClientAddr::Unnamed { .. } => false,
+    }
 }
 
 #[cfg(test)]

@@ -236,6 +236,14 @@ async fn open(
         flow = session.handle_after_app(subscribe).await;
         let head = hub.broker().history_head(destination).unwrap_or_default();
         positions.push(match &since {
+            // A position of another epoch was answered with history-gone:
+            // from now on the stream stands at the start of the current
+            // epoch, so a reconnect before its next message is not told
+            // again. Not the head: replayed messages of this epoch may still
+            // be queued behind another destination's events.
+            Some(Some(from)) if from[index].epoch.is_known() && from[index].epoch != head.epoch => {
+                Position::default()
+            }
             Some(Some(from)) => from[index],
             _ => head,
         });
