@@ -16,7 +16,7 @@ mod common {
     pub mod stomp_client;
 }
 
-use common::cluster::{available, free_port, scratch};
+use common::cluster::{free_port, scratch};
 use common::http::{get, request};
 use common::server::TestServer;
 use common::stomp_client::Client;
@@ -97,22 +97,6 @@ impl Drop for Prometheus {
     }
 }
 
-fn skip_without_prometheus() -> bool {
-    let missing: Vec<_> = ["prometheus", "promtool"]
-        .into_iter()
-        .filter(|program| !available(program))
-        .collect();
-    if missing.is_empty() {
-        return false;
-    }
-    assert!(
-        std::env::var("STOMPHUB_REQUIRE_CLUSTER_TOOLS").is_err(),
-        "missing {missing:?}; scripts/test.sh installs them"
-    );
-    eprintln!("skipped: {missing:?} not installed (scripts/test.sh installs them)");
-    true
-}
-
 async fn metrics_with(addr: std::net::SocketAddr, token: Option<&str>) -> (u16, String) {
     let auth = token.map(|token| format!("Bearer {token}"));
     let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
@@ -122,7 +106,7 @@ async fn metrics_with(addr: std::net::SocketAddr, token: Option<&str>) -> (u16, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_connections_and_the_delivery_rate() {
-    if skip_without_prometheus() {
+    if common::cluster::skip_without(&["prometheus", "promtool"]) {
         return;
     }
     let server = TestServer::start_with(|config| {

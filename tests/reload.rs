@@ -18,7 +18,7 @@ mod common {
 
 use common::http::request;
 use common::stomp_client::Client;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use rustls::pki_types::CertificateDer;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -243,41 +243,10 @@ async fn wss(
 ) -> Option<
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
 > {
-    let tcp = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(trusted.clone()).ok()?;
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("localhost").ok()?;
-    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .ok()?;
+    let stream = common::tls::try_connect(addr, trusted).await?;
     let url = format!("wss://localhost:{}/endpoint-websocket", addr.port());
     let (ws, _) = tokio_tungstenite::client_async(url, stream).await.ok()?;
     Some(ws)
-}
-
-async fn next_stomp<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> String
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("valid");
-        if let Message::Text(text) = message
-            && text.as_str() != "\n"
-        {
-            return text.to_string();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,13 +276,21 @@ async fn a_renewed_certificate_is_served_to_the_next_client_while_wss_stays_up()
     ))
     .await
     .unwrap();
-    assert!(next_stomp(&mut open).await.starts_with("CONNECTED"));
+    assert!(
+        common::tls::next_text(&mut open)
+            .await
+            .starts_with("CONNECTED")
+    );
     open.send(Message::text(
         "SUBSCRIBE\nid:1\ndestination:/topic/tls\nreceipt:r\n\n\0",
     ))
     .await
     .unwrap();
-    assert!(next_stomp(&mut open).await.starts_with("RECEIPT"));
+    assert!(
+        common::tls::next_text(&mut open)
+            .await
+            .starts_with("RECEIPT")
+    );
 
     install(&renewed);
     broker.hangup();
@@ -332,11 +309,15 @@ async fn a_renewed_certificate_is_served_to_the_next_client_while_wss_stays_up()
     ))
     .await
     .unwrap();
-    assert!(next_stomp(&mut next).await.starts_with("CONNECTED"));
+    assert!(
+        common::tls::next_text(&mut next)
+            .await
+            .starts_with("CONNECTED")
+    );
     next.send(Message::text("SEND\ndestination:/topic/tls\n\nrenewed\0"))
         .await
         .unwrap();
-    let message = next_stomp(&mut open).await;
+    let message = common::tls::next_text(&mut open).await;
     assert!(
         message.starts_with("MESSAGE") && message.ends_with("\n\nrenewed\0"),
         "{message}"

@@ -9,7 +9,7 @@ mod common {
 }
 
 use common::server::TestServer;
-use common::tls::certificate;
+use common::tls::{certificate, next_text};
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::CertificateDer;
 use std::time::Duration;
@@ -24,24 +24,6 @@ async fn tls_connect(
     trusted: &CertificateDer<'static>,
 ) -> TlsStream<TcpStream> {
     common::tls::connect(server.addr, trusted).await
-}
-
-async fn next_text<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> String
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message in time")
-            .expect("open")
-            .expect("valid");
-        match message {
-            Message::Text(text) if text.as_str() != "\n" => return text.to_string(),
-            Message::Binary(data) => return String::from_utf8_lossy(&data).into_owned(),
-            _ => continue,
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

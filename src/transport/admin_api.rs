@@ -9,7 +9,7 @@ use super::http_api::{ApiError, ScopeQuery, session_views, stats_view};
 use crate::hub::Hub;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use std::convert::Infallible;
@@ -38,15 +38,9 @@ pub(crate) async fn stats_stream(
                 Ok::<_, Infallible>(format!("data: {snapshot}\n\n"))
             }
         });
-    let mut response = Body::from_stream(events).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    Ok(super::sse::event_stream(
+        Body::from_stream(events).into_response(),
+    ))
 }
 
 /// A tick now and then every `every`.

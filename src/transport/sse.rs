@@ -293,7 +293,12 @@ async fn open(
             body.recv().await.map(|chunk| (chunk, body))
         }))
         .map(Ok::<_, Infallible>);
-    let mut response = Response::new(Body::from_stream(body));
+    event_stream(Response::new(Body::from_stream(body)))
+}
+
+/// `response` as an event stream: its type, no caching, and no buffering by
+/// nginx (`X-Accel-Buffering`), so each event goes out at once.
+pub(crate) fn event_stream(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

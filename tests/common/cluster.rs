@@ -18,8 +18,14 @@ pub fn available(program: &str) -> bool {
 
 /// True when the cluster tools are missing and the run does not insist on them.
 pub fn skip_without_tools() -> bool {
-    let missing: Vec<_> = ["redis-server", "redis-cli", "nginx"]
-        .into_iter()
+    skip_without(&["redis-server", "redis-cli", "nginx"])
+}
+
+/// True when one of `programs` is missing and the run does not insist on
+/// them (`STOMPHUB_REQUIRE_CLUSTER_TOOLS`, which scripts/test.sh sets).
+pub fn skip_without(programs: &[&str]) -> bool {
+    let missing: Vec<_> = programs
+        .iter()
         .filter(|program| !available(program))
         .collect();
     if missing.is_empty() {

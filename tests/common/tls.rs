@@ -35,7 +35,53 @@ pub fn certificate() -> Certificate {
     }
 }
 
+/// A TLS connection to `addr` as `localhost`, trusting only `trusted`;
+/// `None` when the handshake fails (the server presents another certificate).
+#[allow(dead_code, reason = "not every test binary calls it")]
+pub async fn try_connect(
+    addr: SocketAddr,
+    trusted: &CertificateDer<'static>,
+) -> Option<TlsStream<TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.clone()).ok()?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .ok()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(addr).await.ok()?;
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").ok()?, tcp)
+        .await
+        .ok()
+}
+
+/// The next STOMP text of a WebSocket (a binary message read as text),
+/// skipping heart-beats; panics after 10 s or on a close.
+#[allow(dead_code, reason = "not every test binary calls it")]
+pub async fn next_text<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .expect("open")
+            .expect("valid");
+        match message {
+            Message::Text(text) if text.as_str() != "\n" => return text.to_string(),
+            Message::Binary(data) => return String::from_utf8_lossy(&data).into_owned(),
+            _ => continue,
+        }
+    }
+}
+
 /// A TLS connection to `addr` as `localhost`, trusting only `trusted`.
+#[allow(dead_code, reason = "not every test binary calls it")]
 pub async fn connect(addr: SocketAddr, trusted: &CertificateDer<'static>) -> TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(trusted.clone()).unwrap();
