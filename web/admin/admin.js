@@ -68,10 +68,9 @@
       queues: chart('chart-queues', ['queued bytes', 'cuts'], ['#75507b', '#cc0000'], ['bytes', 'cuts']),
     };
     window.addEventListener('resize', () => {
-      for (const [name, plot] of Object.entries(charts)) {
+      for (const plot of Object.values(charts)) {
         const element = plot.root.parentElement;
         plot.setSize({ width: Math.max(element.clientWidth, 280), height: 200 });
-        charts[name] = plot;
       }
     });
   }
