@@ -106,7 +106,10 @@ async fn the_publish_api_needs_the_token_and_valid_json() {
     );
     let response = post_json(server.addr, "/api/publish", Some("wrong"), body).await;
     assert_eq!(response.status, 401);
-    assert_eq!(response.json()["error"], "missing or wrong bearer token");
+    assert_eq!(
+        response.json()["error"],
+        "missing or wrong bearer token: send [api] token (or, for reads, [api] read_token) as Authorization: Bearer"
+    );
 
     let response = post_json(server.addr, "/api/publish", Some("s3cret"), body).await;
     assert_eq!(response.status, 200, "{}", response.body);

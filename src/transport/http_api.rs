@@ -22,7 +22,9 @@ use std::time::UNIX_EPOCH;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
-    #[error("missing or wrong bearer token")]
+    #[error(
+        "missing or wrong bearer token: send [api] token (or, for reads, [api] read_token) as Authorization: Bearer"
+    )]
     Unauthorized,
     #[error("{0}")]
     BadRequest(String),
